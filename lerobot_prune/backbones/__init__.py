@@ -1,0 +1,1 @@
+"""Backbone adapters: the only code that knows π0 / π0.5 / SmolVLA internals."""

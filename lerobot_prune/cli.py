@@ -1,0 +1,111 @@
+"""`lerobot-prune`: list | init-tiny | convert | bench | report.
+
+Arguments use LeRobot's draccus syntax, e.g.
+`lerobot-prune convert --base=lerobot/pi0_libero_finetuned --out=outputs/pi0_fastv25 --pruning.type=fastv --pruning.keep_ratio=0.25`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import draccus
+
+from .config import PruningConfig
+from .registry import list_strategies
+from .strategies.none import NoPruningConfig
+
+
+@dataclass
+class InitTinyArgs:
+    out: str  # folder of the tiny random π0 (type `pi0`) checkpoint
+    empty_cameras: int = 0  # padded cameras added to PushT's one camera (shows `compact`)
+    chunk_size: int = 10
+    n_action_steps: int = 10
+    seed: int = 0
+
+
+@dataclass
+class ConvertArgs:
+    base: str  # π0 checkpoint folder or Hub id (e.g. lerobot/pi0_libero_finetuned)
+    out: str  # folder of the pruned_pi0 checkpoint
+    pruning: PruningConfig = field(default_factory=NoPruningConfig)
+    tokenizer: str | None = None  # local tokenizer folder to use instead of the Hub PaliGemma tokenizer
+
+
+@dataclass
+class ReportArgs:
+    runs: list[str] = field(default_factory=list)  # lerobot-eval output folders to compare
+
+
+def cmd_list(argv: list[str]) -> None:
+    for name, config_cls in list_strategies().items():
+        print(f"{name}: {config_cls.summary}")
+        defaults = config_cls() if name != "compact" else config_cls(compact=True)
+        for f in fields(config_cls):
+            print(f"    --policy.pruning.{f.name}={getattr(defaults, f.name)!r}")
+
+
+def cmd_init_tiny(argv: list[str]) -> None:
+    from .tiny import init_tiny_pi0
+
+    args = draccus.parse(InitTinyArgs, args=argv)
+    out = init_tiny_pi0(args.out, empty_cameras=args.empty_cameras, chunk_size=args.chunk_size,
+                        n_action_steps=args.n_action_steps, seed=args.seed)  # fmt: skip
+    print(f"tiny pi0 checkpoint: {out}")
+
+
+def cmd_convert(argv: list[str]) -> None:
+    from .convert import convert
+
+    args = draccus.parse(ConvertArgs, args=argv)
+    out = convert(args.base, args.out, args.pruning, tokenizer=args.tokenizer)
+    print(f"pruned_pi0 checkpoint ({args.pruning.type}): {out}")
+
+
+def cmd_bench(argv: list[str]) -> None:
+    from .bench import BenchArgs, run_bench
+
+    run_bench(draccus.parse(BenchArgs, args=argv))
+
+
+def cmd_report(argv: list[str]) -> None:
+    """Prints one row per eval run: kept tokens, FLOPs, latency and success."""
+    from .metrics import REPORT_FILENAME, format_table
+
+    args = draccus.parse(ReportArgs, args=argv)
+    summaries, success = [], []
+    for run in map(Path, args.runs):
+        report, info = run / REPORT_FILENAME, run / "eval_info.json"
+        if not report.is_file():
+            raise FileNotFoundError(f"{run} has no {REPORT_FILENAME}; was it a lerobot-eval run of a pruned policy?")
+        summaries.append(json.loads(report.read_text())["summary"])
+        overall = json.loads(info.read_text()).get("overall", {}) if info.is_file() else {}
+        success.append(f"{overall['pc_success']:.1f}" if "pc_success" in overall else "-")
+    print(format_table(summaries, extra={"success %": success}))
+
+
+COMMANDS = {"list": cmd_list, "init-tiny": cmd_init_tiny, "convert": cmd_convert, "bench": cmd_bench,
+            "report": cmd_report}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if not argv or argv[0] not in COMMANDS:
+        print(f"usage: lerobot-prune {{{'|'.join(COMMANDS)}}} [--help]", file=sys.stderr)
+        sys.exit(2)
+    import lerobot_policy_prune  # noqa: F401  (registers the policy types)
+
+    try:
+        COMMANDS[argv[0]](argv[1:])
+    except (ValueError, FileNotFoundError, TypeError) as err:
+        print(f"lerobot-prune {argv[0]}: error: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

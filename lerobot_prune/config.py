@@ -1,0 +1,65 @@
+"""`PruningConfig`: the `--policy.pruning.*` choice registry.
+
+Each strategy module declares one small dataclass registered here under its CLI name (see
+`registry.register_strategy`), so every LeRobot command accepts
+`--policy.pruning.type=fastv --policy.pruning.keep_ratio=0.25` and checkpoints store the block as
+`"pruning": {"type": "fastv", ...}` in `config.json`.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import ClassVar
+
+import draccus
+
+FALLBACKS = ("raise", "full_vision")
+
+
+@dataclass
+class PruningConfig(draccus.ChoiceRegistry, abc.ABC):
+    """Fields shared by every strategy.
+
+    Args:
+        compact: Before the VLM, also drop the tokens of padded/missing cameras and language padding.
+            Lossless: those tokens are masked out of attention anyway.
+        fallback: What an exception inside a strategy does at inference time: "raise" it, or run that
+            call with full vision ("full_vision") and count it in the pruning report.
+        report_dir: Folder for `pruning_report.json`; default: the `--output_dir` of `lerobot-eval`.
+    """
+
+    compact: bool = False
+    fallback: str = "raise"
+    report_dir: str | None = None
+
+    # One line shown by `lerobot-prune list`; set by each subclass.
+    summary: ClassVar[str] = ""
+
+    @property
+    def type(self) -> str:
+        return self.get_choice_name(self.__class__)
+
+    @classmethod
+    def default_choice_name(cls) -> str | None:
+        return "none"
+
+    def __post_init__(self) -> None:
+        if self.fallback not in FALLBACKS:
+            raise ValueError(f"pruning.fallback={self.fallback!r} is not valid; choose one of {FALLBACKS}.")
+
+    def validate_for_model(self, vlm_depth: int) -> None:
+        """Checks fields that depend on the backbone (layer indices); raises `ValueError`."""
+
+
+def check_keep_ratio(keep_ratio: float) -> None:
+    if not 0.0 < keep_ratio <= 1.0:
+        raise ValueError(f"pruning.keep_ratio={keep_ratio} is outside (0, 1]; use e.g. 0.5, 0.25 or 0.125.")
+
+
+def check_prune_layer(layer: int, vlm_depth: int, name: str = "pruning.layer") -> None:
+    if not 1 <= layer <= vlm_depth - 1:
+        raise ValueError(
+            f"{name}={layer} is outside [1, {vlm_depth - 1}] for this backbone ({vlm_depth} VLM layers): "
+            "layers before it see every token, so it must leave at least one layer to prune."
+        )

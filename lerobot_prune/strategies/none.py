@@ -1,0 +1,41 @@
+"""`none` (full vision) and `compact` (lossless removal of padding tokens)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import PruningConfig
+from ..registry import register_strategy
+from .base import PruningView, TokenPruner
+
+
+@dataclass
+class NoPruningConfig(PruningConfig):
+    summary = "Full vision: the unmodified LeRobot policy (bit-identical actions)."
+
+
+@register_strategy("none", NoPruningConfig)
+class NoPruner(TokenPruner):
+    def is_noop(self) -> bool:
+        return not self.config.compact
+
+    def select(self, view: PruningView) -> None:
+        return None
+
+
+@dataclass
+class CompactConfig(PruningConfig):
+    """Drops padded/missing cameras and language padding before the VLM; keeps every real token."""
+
+    compact: bool = True
+    summary = "Lossless: drops tokens of padded/missing cameras and language padding before the VLM."
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.compact:
+            raise ValueError("pruning.type=compact requires pruning.compact=true; use pruning.type=none.")
+
+
+@register_strategy("compact", CompactConfig)
+class CompactPruner(NoPruner):
+    pass

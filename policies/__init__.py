@@ -1,0 +1,10 @@
+"""LeRobot policy types of lerobot_prune (installed as the package `lerobot_policy_prune`).
+
+LeRobot's `register_third_party_plugins()` imports this package by its distribution name. Like
+`lerobot.policies`, it imports only the configuration modules; the factory finds `modeling_*` and
+`processor_*` by name.
+"""
+
+from .pruned_pi0 import PrunedPI0Config  # noqa: F401
+
+__all__ = ["PrunedPI0Config"]

@@ -1,0 +1,38 @@
+"""`pruned_pi0`: LeRobot's π0 config plus a `pruning` block."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lerobot.configs import PreTrainedConfig
+from lerobot.policies.pi0.configuration_pi0 import PI0Config
+
+import lerobot_prune  # noqa: F401  (registers the strategies)
+from lerobot_prune.backbones.arch import validate_arch, vlm_depth
+from lerobot_prune.config import PruningConfig
+from lerobot_prune.strategies.none import NoPruningConfig
+
+PALIGEMMA_TOKENIZER = "google/paligemma-3b-pt-224"
+
+
+@PreTrainedConfig.register_subclass("pruned_pi0")
+@dataclass
+class PrunedPI0Config(PI0Config):
+    """π0 with visual-token pruning. Every `PI0Config` field keeps its meaning and default.
+
+    Args:
+        pruning: The token-selection strategy (`--policy.pruning.type=fastv --policy.pruning.keep_ratio=0.25`).
+        tokenizer_name: Hub id or local folder of the PaliGemma tokenizer (a local folder lets robots
+            without internet load the processors).
+        arch_override: Backbone sizes other than Gemma-2B/300M + SigLIP-So400m (tiny test models); see
+            `lerobot_prune.backbones.arch.ARCH_KEYS`. None for real checkpoints.
+    """
+
+    pruning: PruningConfig = field(default_factory=NoPruningConfig)
+    tokenizer_name: str = PALIGEMMA_TOKENIZER
+    arch_override: dict[str, int] | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        validate_arch(self.arch_override)
+        self.pruning.validate_for_model(vlm_depth(self.paligemma_variant, self.arch_override))

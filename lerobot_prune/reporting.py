@@ -1,6 +1,7 @@
 """Writes each policy's pruning report when the process ends, next to `lerobot-eval`'s `eval_info.json`.
 
-LeRobot's eval loop gives a policy no handle on its output folder, so the folder is, in order:
+Only LeRobot commands (or a set `report_dir`) write at exit. LeRobot's eval loop gives a policy no handle
+on its output folder, so the folder is, in order:
 `--policy.pruning.report_dir`, the `--output_dir` of the command line, or the folder of the newest
 `eval_info.json` written under `./outputs` since this process started.
 """
@@ -30,7 +31,8 @@ def register_report(report: PruningReport, config: PruningConfig) -> None:
 def write_reports() -> list[Path]:
     written = []
     for report, config in _REPORTS:
-        if not report.calls:
+        from_cli = Path(sys.argv[0]).name.startswith("lerobot")
+        if not report.calls or (config.report_dir is None and not from_cli):
             continue
         directory = config.report_dir or output_dir_from_argv(sys.argv) or newest_eval_dir(Path("outputs"))
         logger.info("Pruning report (%s):\n%s", report.strategy, report.table())

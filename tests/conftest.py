@@ -1,0 +1,85 @@
+"""Tiny random π0 models and inputs built locally (no Hub); real LeRobot classes throughout."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from lerobot.configs import FeatureType, PolicyFeature  # noqa: E402
+from lerobot.policies.pi0 import modeling_pi0  # noqa: E402
+from lerobot.policies.pi0.configuration_pi0 import PI0Config  # noqa: E402
+from lerobot.policies.pi0.modeling_pi0 import PI0Policy  # noqa: E402
+
+import lerobot_policy_prune  # noqa: E402, F401
+from lerobot_policy_prune.pruned_pi0.configuration_pruned_pi0 import PrunedPI0Config  # noqa: E402
+from lerobot_policy_prune.pruned_pi0.modeling_pruned_pi0 import PrunedPI0Policy  # noqa: E402
+from lerobot_prune import make_pruning_config  # noqa: E402
+from lerobot_prune.backbones.arch import TINY_ARCH, backbone_sizes  # noqa: E402
+
+CHUNK = 4
+LANG_LEN = 48
+TOKENS_PER_CAMERA = 256
+
+
+def features(num_cameras: int):
+    inputs = {f"observation.images.cam{i}": PolicyFeature(FeatureType.VISUAL, (3, 224, 224)) for i in range(num_cameras)}
+    inputs["observation.state"] = PolicyFeature(FeatureType.STATE, (2,))
+    return inputs, {"action": PolicyFeature(FeatureType.ACTION, (2,))}
+
+
+def config_kwargs(num_cameras: int) -> dict:
+    inputs, outputs = features(num_cameras)
+    return dict(input_features=inputs, output_features=outputs, chunk_size=CHUNK, n_action_steps=CHUNK,
+                num_inference_steps=3, device="cpu", push_to_hub=False)  # fmt: skip
+
+
+def make_pruned(strategy: str = "none", num_cameras: int = 3, seed: int = 0, **pruning) -> PrunedPI0Policy:
+    config = PrunedPI0Config(
+        pruning=make_pruning_config(strategy, **pruning), arch_override=dict(TINY_ARCH), **config_kwargs(num_cameras)
+    )
+    torch.manual_seed(seed)
+    return PrunedPI0Policy(config).eval()
+
+
+def make_base(num_cameras: int = 3, seed: int = 0) -> PI0Policy:
+    torch.manual_seed(seed)
+    with backbone_sizes(modeling_pi0, TINY_ARCH):
+        return PI0Policy(PI0Config(**config_kwargs(num_cameras))).eval()
+
+
+def model_inputs(batch: int, num_cameras: int, missing=(), prompt_lengths=None, seed: int = 1) -> dict:
+    """Arguments of `sample_actions`. `missing[b]` = cameras absent in sample b; prompts are right-padded."""
+    g = torch.Generator().manual_seed(seed)
+    images = [torch.rand(batch, 3, 224, 224, generator=g) * 2 - 1 for _ in range(num_cameras)]
+    img_masks = [torch.ones(batch, dtype=torch.bool) for _ in range(num_cameras)]
+    for b, cams in enumerate(missing):
+        for c in cams:
+            img_masks[c][b] = False
+            images[c][b] = -1.0
+    prompt_lengths = prompt_lengths or [12] * batch
+    lang_tokens = torch.randint(4, TINY_ARCH["vocab_size"], (batch, LANG_LEN), generator=g)
+    lang_masks = torch.arange(LANG_LEN)[None, :] < torch.tensor(prompt_lengths)[:, None]
+    lang_tokens = lang_tokens.masked_fill(~lang_masks, 0)
+    return dict(
+        images=images, img_masks=img_masks, lang_tokens=lang_tokens, lang_masks=lang_masks,
+        state=torch.randn(batch, 32, generator=g), noise=torch.randn(batch, CHUNK, 32, generator=g),
+    )  # fmt: skip
+
+
+def select_rows(inputs: dict, rows: list[int]) -> dict:
+    out = {}
+    for key, value in inputs.items():
+        out[key] = [v[rows] for v in value] if isinstance(value, list) else value[rows]
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_base_checkpoint(tmp_path_factory):
+    """A tiny π0 checkpoint written by `lerobot-prune init-tiny`'s code path (one padded camera)."""
+    from lerobot_prune.tiny import init_tiny_pi0
+
+    return init_tiny_pi0(tmp_path_factory.mktemp("tiny") / "pi0_base", empty_cameras=1)

@@ -1,0 +1,74 @@
+"""Bad configuration and inputs fail with messages that name the value and what is valid."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import config_kwargs, make_pruned
+
+from lerobot_policy_prune.pruned_pi0.configuration_pruned_pi0 import PrunedPI0Config
+from lerobot_prune import make_pruning_config
+from lerobot_prune.backbones.arch import TINY_ARCH
+
+
+def test_unknown_strategy_lists_known_ones():
+    with pytest.raises(ValueError, match="Unknown pruning strategy 'fastvv'; known strategies: none, compact"):
+        make_pruning_config("fastvv")
+
+
+def test_unknown_strategy_on_the_lerobot_cli():
+    result = subprocess.run(
+        [sys.executable, "-m", "lerobot.scripts.lerobot_eval", "--policy.discover_packages_path=lerobot_policy_prune",
+         "--policy.type=pruned_pi0", "--policy.pruning.type=fastvv", "--env.type=pusht"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "invalid choice: 'fastvv'" in result.stderr and "'fastv'" in result.stderr
+
+
+@pytest.mark.parametrize("ratio", [0.0, -0.5, 1.5])
+def test_keep_ratio_outside_unit_interval(ratio):
+    with pytest.raises(ValueError, match=rf"keep_ratio={ratio} is outside \(0, 1\]"):
+        make_pruning_config("fastv", keep_ratio=ratio)
+
+
+@pytest.mark.parametrize("layer", [0, 4, 9])
+def test_prune_layer_outside_model(layer):
+    with pytest.raises(ValueError, match=rf"layer={layer} is outside \[1, 3\] .*4 VLM layers"):
+        PrunedPI0Config(pruning=make_pruning_config("fastv", layer=layer), arch_override=dict(TINY_ARCH),
+                        **config_kwargs(1))  # fmt: skip
+
+
+def test_bad_fallback_and_arch_keys():
+    with pytest.raises(ValueError, match="fallback='ignore' is not valid; choose one of \\('raise', 'full_vision'\\)"):
+        make_pruning_config("none", fallback="ignore")
+    with pytest.raises(ValueError, match="unknown: \\['depht'\\]"):
+        PrunedPI0Config(arch_override={**TINY_ARCH, "depht": 2}, **config_kwargs(1))
+
+
+def test_unknown_camera_key_fails_before_the_model_runs():
+    policy = make_pruned("fastv", num_cameras=1, keep_ratio=0.5)
+    batch = {"observation.images.front": torch.rand(1, 3, 224, 224), "observation.state": torch.zeros(1, 2),
+             "observation.language.tokens": torch.zeros(1, 48, dtype=torch.long),
+             "observation.language.attention_mask": torch.ones(1, 48, dtype=torch.bool)}  # fmt: skip
+    with pytest.raises(ValueError, match=r"\['observation.images.front'\] are not cameras of this policy.*cam0.*rename_map"):
+        policy.predict_action_chunk(batch)
+    assert policy.report.calls == []
+
+
+def test_fallback_runs_full_vision_and_counts_the_failure():
+    policy = make_pruned("fastv", num_cameras=1, keep_ratio=0.5, fallback="full_vision")
+
+    def broken(view):
+        raise RuntimeError("boom")
+
+    policy.model.pruner.select = broken
+    from conftest import model_inputs
+
+    policy.model.sample_actions(**model_inputs(1, 1))
+    assert policy.model.last_trace.fallback and policy.model.fallback_count == 1
+    assert policy.model.last_trace.kept_per_camera.tolist() == [[256]]
+    policy.model.pruner.config.fallback = "raise"
+    with pytest.raises(RuntimeError, match="boom"):
+        policy.model.sample_actions(**model_inputs(1, 1))

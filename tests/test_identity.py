@@ -1,0 +1,46 @@
+"""No-op strategies must leave LeRobot's π0 untouched (methods_spec §10.1)."""
+
+import pytest
+import torch
+from conftest import make_base, make_pruned, model_inputs
+
+
+def _same_weights(pruned, base):
+    pruned.load_state_dict(base.state_dict(), strict=True)
+    return pruned
+
+
+@pytest.mark.parametrize("strategy,kwargs", [("none", {}), ("fastv", {"keep_ratio": 1.0}), ("random", {"keep_ratio": 1.0})])
+def test_noop_strategies_are_bit_identical_to_pi0(strategy, kwargs):
+    base = make_base()
+    pruned = _same_weights(make_pruned(strategy, **kwargs), base)
+    inputs = model_inputs(2, 3, missing=[(), (1,)], prompt_lengths=[7, 20])
+    expected = base.model.sample_actions(**inputs)
+    assert torch.equal(pruned.model.sample_actions(**inputs), expected)
+
+
+def test_compact_matches_pi0_with_missing_camera_and_short_prompt():
+    base = make_base()
+    pruned = _same_weights(make_pruned("compact"), base)
+    inputs = model_inputs(1, 3, missing=[(2,)], prompt_lengths=[5])
+    expected = base.model.sample_actions(**inputs)
+    actions = pruned.model.sample_actions(**inputs)
+    torch.testing.assert_close(actions, expected, atol=1e-5, rtol=1e-5)
+    trace = pruned.model.last_trace
+    assert trace.prefix_lengths[0] == 2 * 256 + 5  # missing camera and 43 padding tokens gone
+    assert trace.kept_per_camera.tolist() == [[256, 256, 0]]
+
+
+def test_policy_level_none_matches_pi0_predict_action_chunk():
+    base = make_base()
+    pruned = _same_weights(make_pruned("none"), base)
+    g = torch.Generator().manual_seed(3)
+    batch = {f"observation.images.cam{i}": torch.rand(1, 3, 224, 224, generator=g) for i in range(2)}
+    batch |= {"observation.state": torch.randn(1, 2, generator=g),
+              "observation.language.tokens": torch.randint(4, 1000, (1, 48), generator=g),
+              "observation.language.attention_mask": torch.ones(1, 48, dtype=torch.bool)}  # fmt: skip
+    torch.manual_seed(5)
+    expected = base.predict_action_chunk(batch)
+    torch.manual_seed(5)
+    assert torch.equal(pruned.predict_action_chunk(batch), expected)
+    assert pruned.report.calls[-1]["kept_visual_per_camera"] == [[256, 256, 0]]

@@ -39,9 +39,9 @@ def make_tiny_tokenizer(directory: str | Path) -> Path:
 
 def pusht_features():
     """Input/output features of LeRobot's PushT env as a policy sees them."""
+    from lerobot.configs import FeatureType
     from lerobot.envs.configs import PushtEnv
     from lerobot.envs.utils import env_to_policy_features
-    from lerobot.configs import FeatureType
 
     features = env_to_policy_features(PushtEnv())
     inputs = {k: f for k, f in features.items() if f.type is not FeatureType.ACTION}

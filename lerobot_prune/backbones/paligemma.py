@@ -27,10 +27,10 @@ from lerobot.policies.pi0.modeling_pi0 import PI0Pytorch
 from torch import Tensor
 from transformers.models.gemma.modeling_gemma import repeat_kv, rotate_half
 
+from ..metrics import CallTrace, LayerDims
 from ..selection import TokenSelection
 from ..strategies.base import AttentionQuery, PruningView, SignalSource, TokenPruner
 from .arch import backbone_sizes
-from ..metrics import CallTrace, LayerDims
 
 logger = logging.getLogger(__name__)
 

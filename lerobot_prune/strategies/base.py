@@ -96,13 +96,13 @@ class TokenPruner(abc.ABC):
         """True when this strategy can never remove a token (the unmodified policy path runs)."""
         return getattr(self.config, "keep_ratio", 1.0) >= 1.0
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # noqa: B027  (optional hook)
         """Clears all per-episode state (called from `policy.reset()`)."""
 
     @abc.abstractmethod
     def select(self, view: PruningView) -> TokenSelection | None:
         """Chooses the visual tokens to keep for this call; `None` keeps all of them."""
 
-    def observe(self, view: PruningView, selection: TokenSelection | None) -> None:
+    def observe(self, view: PruningView, selection: TokenSelection | None) -> None:  # noqa: B027
         """Called after the action chunk is produced (temporal strategies record state here)."""
 

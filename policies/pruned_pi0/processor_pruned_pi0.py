@@ -18,7 +18,6 @@ from lerobot.processor import (
 
 from .configuration_pruned_pi0 import PrunedPI0Config
 
-
 Pipelines = tuple[
     PolicyProcessorPipeline[dict[str, Any], dict[str, Any]],
     PolicyProcessorPipeline[PolicyAction, PolicyAction],

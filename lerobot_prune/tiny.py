@@ -20,8 +20,8 @@ _WORDS = (
 
 
 def make_tiny_tokenizer(directory: str | Path) -> Path:
-    """Saves a lower-casing word-level tokenizer (`AutoTokenizer.from_pretrained(directory)` loads it)."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    """Saves a lower-casing word-level tokenizer with a leading <bos> (`AutoTokenizer.from_pretrained(directory)` loads it)."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     specials = ["<pad>", "<unk>", "<bos>", "<eos>"]
@@ -29,6 +29,8 @@ def make_tiny_tokenizer(directory: str | Path) -> Path:
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.normalizer = normalizers.Lowercase()
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    # Like PaliGemma's tokenizer, start every prompt with <bos>, so even an empty task has one token.
+    backend.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 2)])
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", bos_token="<bos>", eos_token="<eos>"
     )

@@ -72,3 +72,11 @@ def test_fallback_runs_full_vision_and_counts_the_failure():
     policy.model.pruner.config.fallback = "raise"
     with pytest.raises(RuntimeError, match="boom"):
         policy.model.sample_actions(**model_inputs(1, 1))
+
+
+def test_fastv_with_an_empty_prompt_says_so():
+    from conftest import model_inputs
+
+    policy = make_pruned("fastv", num_cameras=1, keep_ratio=0.5, compact=True)
+    with pytest.raises(ValueError, match="'last_text' needs a language token in every sample"):
+        policy.model.sample_actions(**model_inputs(1, 1, prompt_lengths=[0]))

@@ -137,6 +137,11 @@ class PaliGemmaSignals(SignalSource):
         prefix, source = self.prefix, self.layer - 1
         batch, length = prefix.pad.shape
         lang_pad = prefix.pad[:, prefix.num_visual :]
+        if query != "all" and not bool(lang_pad.any(dim=1).all()):
+            raise ValueError(
+                f"attention query {query!r} needs a language token in every sample, but a prompt is empty; "
+                "check that the batch carries a task string (or use query='all')."
+            )
         if query == "last_text":
             last = (lang_pad.long() * torch.arange(1, lang_pad.shape[1] + 1, device=lang_pad.device)).argmax(1)
             rows = (prefix.num_visual + last)[:, None]

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from .backbones.arch import TINY_ARCH
-from .metrics import _percentile, format_table
+from .metrics import _percentile
 from .registry import build_pruner, make_pruning_config
 
 
@@ -124,5 +124,3 @@ def _machine(args: BenchArgs) -> dict:
         info["gpu"] = torch.cuda.get_device_name()
     return info
 
-
-__all__ = ["BenchArgs", "format_table", "run_bench"]

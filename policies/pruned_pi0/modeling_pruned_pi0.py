@@ -11,6 +11,7 @@ Modifications to `PI0Policy`:
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -108,6 +109,4 @@ _HUB_KWARGS = {"force_download", "resume_download", "proxies", "token", "cache_d
 
 
 def _settings(config: PrunedPI0Config) -> dict:
-    from dataclasses import asdict
-
     return {k: v for k, v in asdict(config.pruning).items() if k not in ("fallback",)}

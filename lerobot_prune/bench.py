@@ -45,7 +45,10 @@ def _build_model(args: BenchArgs):
 
     from .backbones.paligemma import PrunedPI0Pytorch
 
-    inputs = {f"observation.images.cam{i}": PolicyFeature(FeatureType.VISUAL, (3, 224, 224)) for i in range(args.cameras)}
+    inputs = {
+        f"observation.images.cam{i}": PolicyFeature(FeatureType.VISUAL, (3, 224, 224))
+        for i in range(args.cameras)
+    }
     config = PrunedPI0Config(
         input_features=inputs, output_features={"action": PolicyFeature(FeatureType.ACTION, (7,))},
         dtype=args.dtype, device=args.device, num_inference_steps=args.num_steps,
@@ -109,8 +112,10 @@ def run_bench(args: BenchArgs) -> dict:
     header = f"{'strategy':<10}{'keep':>7}{'kept':>7}{'median ms':>11}{'p95 ms':>9}{'time ratio':>12}{'FLOP ratio':>12}"
     print(header)
     for r in runs:
-        print(f"{r['strategy']:<10}{r['keep_ratio']:>7}{r['kept_visual']:>7}{r['median_ms']:>11.1f}{r['p95_ms']:>9.1f}"
-              f"{r['time_ratio']:>12.2f}{r['flop_ratio']:>12.2f}")
+        print(
+            f"{r['strategy']:<10}{r['keep_ratio']:>7}{r['kept_visual']:>7}{r['median_ms']:>11.1f}{r['p95_ms']:>9.1f}"
+            f"{r['time_ratio']:>12.2f}{r['flop_ratio']:>12.2f}"
+        )
     print(f"JSON: {args.out}")
     return result
 
@@ -123,4 +128,3 @@ def _machine(args: BenchArgs) -> dict:
     if args.device.startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name()
     return info
-

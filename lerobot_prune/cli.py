@@ -81,7 +81,9 @@ def cmd_report(argv: list[str]) -> None:
     for run in map(Path, args.runs):
         report, info = run / REPORT_FILENAME, run / "eval_info.json"
         if not report.is_file():
-            raise FileNotFoundError(f"{run} has no {REPORT_FILENAME}; was it a lerobot-eval run of a pruned policy?")
+            raise FileNotFoundError(
+                f"{run} has no {REPORT_FILENAME}; was it a lerobot-eval run of a pruned policy?"
+            )
         summaries.append(json.loads(report.read_text())["summary"])
         overall = json.loads(info.read_text()).get("overall", {}) if info.is_file() else {}
         success.append(f"{overall['pc_success']:.1f}" if "pc_success" in overall else "-")

@@ -51,6 +51,9 @@ class PruningConfig(draccus.ChoiceRegistry, abc.ABC):
     def validate_for_model(self, vlm_depth: int) -> None:
         """Checks fields that depend on the backbone (layer indices); raises `ValueError`."""
 
+    def validate_for_policy(self, policy_config) -> None:
+        """Checks fields that depend on the policy's features (camera names, state size); raises `ValueError`."""
+
 
 def check_keep_ratio(keep_ratio: float) -> None:
     if not 0.0 < keep_ratio <= 1.0:
@@ -63,3 +66,21 @@ def check_prune_layer(layer: int, vlm_depth: int, name: str = "pruning.layer") -
             f"{name}={layer} is outside [1, {vlm_depth - 1}] for this backbone ({vlm_depth} VLM layers): "
             "layers before it see every token, so it must leave at least one layer to prune."
         )
+
+
+def check_choice(name: str, value, choices: tuple) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not valid; choose one of {choices}.")
+
+
+def check_range(name: str, value: float, low: float, high: float, low_open: bool = True) -> None:
+    """Raises unless `low < value <= high` (or `low <= value <= high` with `low_open=False`)."""
+    ok = (low < value if low_open else low <= value) and value <= high
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low}, {high}]"
+        raise ValueError(f"{name}={value} is outside {interval}.")
+
+
+def check_layers(name: str, layers, depth: int) -> None:
+    if bad := [layer for layer in layers if not 0 <= layer < depth]:
+        raise ValueError(f"{name}={list(layers)} has layers {bad} outside [0, {depth - 1}] ({depth} layers).")

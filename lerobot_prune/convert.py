@@ -36,7 +36,9 @@ def resolve_checkpoint(base: str | Path) -> Path:
     try:
         return Path(snapshot_download(str(base), allow_patterns=["*.json", "*.safetensors"]))
     except Exception as err:
-        raise FileNotFoundError(f"{base!r} is neither a local folder nor a reachable Hub repo: {err}") from err
+        raise FileNotFoundError(
+            f"{base!r} is neither a local folder nor a reachable Hub repo: {err}"
+        ) from err
 
 
 def read_base_config(folder: Path) -> dict:
@@ -94,7 +96,11 @@ def convert(base: str | Path, out: str | Path, pruning: PruningConfig, *, tokeni
 
 def _saved_tokenizer_name(folder: Path) -> str | None:
     steps = json.loads((folder / "policy_preprocessor.json").read_text()).get("steps", [])
-    names = [s.get("config", {}).get("tokenizer_name") for s in steps if s.get("registry_name") == "tokenizer_processor"]
+    names = [
+        s.get("config", {}).get("tokenizer_name")
+        for s in steps
+        if s.get("registry_name") == "tokenizer_processor"
+    ]
     return names[0] if names else None
 
 

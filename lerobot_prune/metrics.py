@@ -53,6 +53,9 @@ class CallTrace:
         suffix_length: expert tokens per denoising step (π0: state + chunk).
         num_steps: denoising steps.
         fallback: the strategy failed and this call ran with full vision.
+        extra_prefix_passes: additional prefix passes (a probing strategy's second pass).
+        extra_steps: additional denoising steps (a probing strategy re-runs its first step).
+        diagnostics: the strategy's per-call diagnostics (`TokenPruner.diagnostics`).
     """
 
     kept_per_camera: Tensor
@@ -62,13 +65,20 @@ class CallTrace:
     suffix_length: int
     num_steps: int
     fallback: bool = False
+    extra_prefix_passes: int = 0
+    extra_steps: int = 0
+    diagnostics: dict = field(default_factory=dict)
 
     def flops(self, vlm: LayerDims, expert: LayerDims, lengths: list[int] | None = None) -> tuple[int, int]:
-        """(prefix pass, denoising loop) FLOPs per sample."""
+        """(prefix pass, denoising loop) FLOPs per sample of this call; with `lengths`, of one plain call
+        over those per-layer prefix lengths (the unpruned reference)."""
+        passes, steps = 1 + self.extra_prefix_passes, self.num_steps + self.extra_steps
+        if lengths is not None:
+            passes, steps = 1, self.num_steps
         lengths = self.prefix_lengths if lengths is None else lengths
         prefix = sum(layer_flops(vlm, n, n) for n in lengths)
         step = sum(layer_flops(expert, self.suffix_length, n + self.suffix_length) for n in lengths)
-        return prefix, self.num_steps * step
+        return passes * prefix, steps * step
 
 
 @dataclass
@@ -94,6 +104,10 @@ class PruningReport:
             "flop_ratio": (prefix + denoise) / (full_prefix + full_denoise),
             "latency_ms": latency_s * 1e3,
             "fallback": trace.fallback,
+            "extra_prefix_passes": trace.extra_prefix_passes,
+            "diagnostics": {
+                k: v.tolist() if isinstance(v, Tensor) else v for k, v in trace.diagnostics.items()
+            },
         }
         self.calls.append(record)
         return record
@@ -139,6 +153,7 @@ class PruningReport:
             "denoise_gflops": statistics.fmean(c["denoise_gflops"] for c in self.calls),
             "flop_ratio": statistics.fmean(c["flop_ratio"] for c in self.calls),
             "fallback_calls": sum(c["fallback"] for c in self.calls),
+            "diagnostics_mean": _diagnostic_means(c["diagnostics"] for c in self.calls),
         }
 
     def to_dict(self) -> dict:
@@ -156,7 +171,14 @@ class PruningReport:
 
 def format_table(summaries: list[dict], extra: dict[str, list] | None = None) -> str:
     """A short fixed-width table of report summaries (one row per strategy run)."""
-    header = ["strategy", "kept visual", "prefix GFLOPs", "denoise GFLOPs", "FLOP ratio", "latency ms (p50/p95)"]
+    header = [
+        "strategy",
+        "kept visual",
+        "prefix GFLOPs",
+        "denoise GFLOPs",
+        "FLOP ratio",
+        "latency ms (p50/p95)",
+    ]
     rows = []
     for s in summaries:
         if not s.get("calls"):
@@ -175,13 +197,27 @@ def format_table(summaries: list[dict], extra: dict[str, list] | None = None) ->
         for row, value in zip(rows, values, strict=True):
             row.append(str(value))
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
-    lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)) for line in [header, *rows]]
+    lines = [
+        "  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)) for line in [header, *rows]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
 def _settings_suffix(settings: dict) -> str:
     return f" (keep {settings['keep_ratio']})" if "keep_ratio" in settings else ""
+
+
+def _diagnostic_means(per_call) -> dict[str, float]:
+    """Mean of each numeric diagnostic over calls and batch rows (booleans count as 0/1)."""
+    values: dict[str, list[float]] = {}
+    for diagnostics in per_call:
+        for name, value in diagnostics.items():
+            flat = value if isinstance(value, list) else [value]
+            values.setdefault(name, []).extend(
+                float(v) for v in flat if isinstance(v, int | float) and v is not None
+            )
+    return {name: statistics.fmean(v) for name, v in values.items() if v}
 
 
 def _column_means(rows: list[list[int]]) -> list[float]:

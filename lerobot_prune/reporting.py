@@ -54,5 +54,7 @@ def output_dir_from_argv(argv: list[str]) -> Path | None:
 
 
 def newest_eval_dir(root: Path) -> Path | None:
-    infos = [p for p in root.glob("**/eval_info.json") if p.stat().st_mtime >= _STARTED] if root.is_dir() else []
+    infos = (
+        [p for p in root.glob("**/eval_info.json") if p.stat().st_mtime >= _STARTED] if root.is_dir() else []
+    )
     return max(infos, key=lambda p: p.stat().st_mtime).parent if infos else None

@@ -26,7 +26,10 @@ TOKENS_PER_CAMERA = 256
 
 
 def features(num_cameras: int):
-    inputs = {f"observation.images.cam{i}": PolicyFeature(FeatureType.VISUAL, (3, 224, 224)) for i in range(num_cameras)}
+    inputs = {
+        f"observation.images.cam{i}": PolicyFeature(FeatureType.VISUAL, (3, 224, 224))
+        for i in range(num_cameras)
+    }
     inputs["observation.state"] = PolicyFeature(FeatureType.STATE, (2,))
     return inputs, {"action": PolicyFeature(FeatureType.ACTION, (2,))}
 
@@ -39,7 +42,9 @@ def config_kwargs(num_cameras: int) -> dict:
 
 def make_pruned(strategy: str = "none", num_cameras: int = 3, seed: int = 0, **pruning) -> PrunedPI0Policy:
     config = PrunedPI0Config(
-        pruning=make_pruning_config(strategy, **pruning), arch_override=dict(TINY_ARCH), **config_kwargs(num_cameras)
+        pruning=make_pruning_config(strategy, **pruning),
+        arch_override=dict(TINY_ARCH),
+        **config_kwargs(num_cameras),
     )
     torch.manual_seed(seed)
     return PrunedPI0Policy(config).eval()

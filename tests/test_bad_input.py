@@ -13,7 +13,9 @@ from lerobot_prune.backbones.arch import TINY_ARCH
 
 
 def test_unknown_strategy_lists_known_ones():
-    with pytest.raises(ValueError, match="Unknown pruning strategy 'fastvv'; known strategies: none, compact"):
+    with pytest.raises(
+        ValueError, match="Unknown pruning strategy 'fastvv'; known strategies: none, compact"
+    ):
         make_pruning_config("fastvv")
 
 
@@ -41,7 +43,9 @@ def test_prune_layer_outside_model(layer):
 
 
 def test_bad_fallback_and_arch_keys():
-    with pytest.raises(ValueError, match="fallback='ignore' is not valid; choose one of \\('raise', 'full_vision'\\)"):
+    with pytest.raises(
+        ValueError, match="fallback='ignore' is not valid; choose one of \\('raise', 'full_vision'\\)"
+    ):
         make_pruning_config("none", fallback="ignore")
     with pytest.raises(ValueError, match="unknown: \\['depht'\\]"):
         PrunedPI0Config(arch_override={**TINY_ARCH, "depht": 2}, **config_kwargs(1))
@@ -52,7 +56,9 @@ def test_unknown_camera_key_fails_before_the_model_runs():
     batch = {"observation.images.front": torch.rand(1, 3, 224, 224), "observation.state": torch.zeros(1, 2),
              "observation.language.tokens": torch.zeros(1, 48, dtype=torch.long),
              "observation.language.attention_mask": torch.ones(1, 48, dtype=torch.bool)}  # fmt: skip
-    with pytest.raises(ValueError, match=r"\['observation.images.front'\] are not cameras of this policy.*cam0.*rename_map"):
+    with pytest.raises(
+        ValueError, match=r"\['observation.images.front'\] are not cameras of this policy.*cam0.*rename_map"
+    ):
         policy.predict_action_chunk(batch)
     assert policy.report.calls == []
 

@@ -78,4 +78,6 @@ def test_convert_with_local_tokenizer_rewrites_processor(tiny_base_checkpoint, t
     shutil.copytree(tiny_base_checkpoint / "tokenizer", tok)
     out = convert(tiny_base_checkpoint, tmp_path / "p", make_pruning_config("none"), tokenizer=str(tok))
     steps = json.loads((out / "policy_preprocessor.json").read_text())["steps"]
-    assert [s["config"]["tokenizer_name"] for s in steps if s["registry_name"] == "tokenizer_processor"] == [str(tok)]
+    assert [s["config"]["tokenizer_name"] for s in steps if s["registry_name"] == "tokenizer_processor"] == [
+        str(tok)
+    ]

@@ -17,7 +17,9 @@ print(p.make_pruned_pi0_pre_post_processors.__name__)
 
 
 def test_lerobot_discovers_pruned_pi0(tmp_path):
-    result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "PrunedPI0Config PrunedPI0Policy" in result.stdout
     assert "make_pruned_pi0_pre_post_processors" in result.stdout
@@ -26,5 +28,7 @@ def test_lerobot_discovers_pruned_pi0(tmp_path):
 
 def test_distribution_name_and_no_generic_modules():
     assert distribution("lerobot_policy_prune").metadata["Name"] == "lerobot_policy_prune"
-    result = subprocess.run([sys.executable, "-c", "import policies"], capture_output=True, cwd="/", timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", "import policies"], capture_output=True, cwd="/", timeout=60
+    )
     assert result.returncode != 0

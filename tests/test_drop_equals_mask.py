@@ -45,4 +45,6 @@ def test_pruning_changes_actions():
     pruned = make_pruned("fastv", num_cameras=2, keep_ratio=0.125)
     pruned.load_state_dict(full.state_dict())
     inputs = model_inputs(1, 2)
-    assert not torch.allclose(full.model.sample_actions(**inputs), pruned.model.sample_actions(**inputs), atol=1e-4)
+    assert not torch.allclose(
+        full.model.sample_actions(**inputs), pruned.model.sample_actions(**inputs), atol=1e-4
+    )

@@ -10,7 +10,9 @@ def _same_weights(pruned, base):
     return pruned
 
 
-@pytest.mark.parametrize("strategy,kwargs", [("none", {}), ("fastv", {"keep_ratio": 1.0}), ("random", {"keep_ratio": 1.0})])
+@pytest.mark.parametrize(
+    "strategy,kwargs", [("none", {}), ("fastv", {"keep_ratio": 1.0}), ("random", {"keep_ratio": 1.0})]
+)
 def test_noop_strategies_are_bit_identical_to_pi0(strategy, kwargs):
     base = make_base()
     pruned = _same_weights(make_pruned(strategy, **kwargs), base)

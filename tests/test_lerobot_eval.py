@@ -12,8 +12,12 @@ from lerobot_prune.convert import convert
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("strategy,kwargs,kept", [("fastv", {"keep_ratio": 0.25, "compact": True}, 64), ("compact", {}, 256)])
-def test_lerobot_eval_pusht_writes_eval_info_and_pruning_report(tiny_base_checkpoint, tmp_path, strategy, kwargs, kept):
+@pytest.mark.parametrize(
+    "strategy,kwargs,kept", [("fastv", {"keep_ratio": 0.25, "compact": True}, 64), ("compact", {}, 256)]
+)
+def test_lerobot_eval_pusht_writes_eval_info_and_pruning_report(
+    tiny_base_checkpoint, tmp_path, strategy, kwargs, kept
+):
     ckpt = convert(tiny_base_checkpoint, tmp_path / "ckpt", make_pruning_config(strategy, **kwargs))
     out = tmp_path / "eval"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

@@ -1,12 +1,9 @@
 """Budgets, stable top-k and the strategy contract on a synthetic view (no model)."""
 
-import pytest
 import torch
 
-from lerobot_prune import build_pruner, list_strategies, make_pruning_config
 from lerobot_prune.metrics import LayerDims, layer_flops
 from lerobot_prune.selection import keep_budget, top_k
-from lerobot_prune.strategies.base import PruningView, SignalSource
 
 
 def test_budget_rounds_half_to_even_and_never_below_one():
@@ -24,38 +21,6 @@ def test_top_k_breaks_ties_by_lower_index_and_skips_invalid():
     assert sel.keep_idx.tolist() == [[1, 2, 0], [2, 3, 4]]
     assert sel.valid.tolist() == [[True, True, False], [True, True, True]]
     assert sel.keep_mask(5).tolist() == [[False, True, True, False, False], [False, False, True, True, True]]
-
-
-class _Signals(SignalSource):
-    def __init__(self, scores):
-        self.scores = scores
-
-    def visual_embeds(self):
-        return self.scores[..., None].expand(-1, -1, 4)
-
-    def attention_to_visual(self, query):
-        return self.scores
-
-
-def _view(call_index=0):
-    g = torch.Generator().manual_seed(0)
-    valid = torch.ones(2, 12, dtype=torch.bool)
-    valid[1, 8:] = False
-    return PruningView(valid, torch.arange(3).repeat_interleave(4), 3, call_index, _Signals(torch.rand(2, 12, generator=g)))
-
-
-@pytest.mark.parametrize("strategy", [s for s in list_strategies() if "keep_ratio" in list_strategies()[s].__dataclass_fields__])
-def test_strategy_contract(strategy):
-    pruner = build_pruner(make_pruning_config(strategy, keep_ratio=0.5))
-    view = _view()
-    first = pruner.select(view)
-    assert first.counts.tolist() == [6, 4]
-    for row, count in enumerate(first.counts.tolist()):
-        idx = first.keep_idx[row, :count]
-        assert torch.all(idx[1:] > idx[:-1]) and view.visual_valid[row, idx].all()
-    pruner.reset()
-    again = pruner.select(_view())
-    assert torch.equal(first.keep_idx, again.keep_idx)
 
 
 def test_layer_flops_shrink_with_tokens():

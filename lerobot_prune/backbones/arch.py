@@ -78,7 +78,9 @@ def backbone_sizes(modeling_module: ModuleType, arch: dict[str, int] | None) -> 
                 if role == "vlm"
                 else (arch["expert_width"], arch["expert_mlp_dim"])
             )
-            return m.GemmaConfig(width, arch["depth"], mlp, arch["num_heads"], arch["num_kv_heads"], arch["head_dim"])
+            return m.GemmaConfig(
+                width, arch["depth"], mlp, arch["num_heads"], arch["num_kv_heads"], arch["head_dim"]
+            )
 
         def paligemma(config):
             vision = config.vision_config

@@ -101,13 +101,16 @@ class PrefixKV:
 
     Passed to the attention modules as their `past_key_values`: during the prefill `update` records,
     during denoising it prepends the prefix to the suffix keys without touching the stored tensors.
+    `layouts[l]` says where layer l's cached visual keys sit in the view's visual index space.
     """
 
     def __init__(self, depth: int):
         self.keys: list[Tensor | None] = [None] * depth
         self.values: list[Tensor | None] = [None] * depth
         self.key_masks: list[Tensor | None] = [None] * depth  # [B, L_l] bool per layer
+        self.layouts: list[VisualLayout | None] = [None] * depth
         self.suffix_offset: Tensor | None = None  # [B] first suffix position
+        self.layer_lengths: list[int] = []
         self.reading = False
 
     def update(self, key: Tensor, value: Tensor, layer_idx: int, *args, **kwargs) -> tuple[Tensor, Tensor]:
@@ -120,57 +123,189 @@ class PrefixKV:
         )
 
 
-class PaliGemmaSignals(SignalSource):
-    """Signals at the pruning layer K, computed from layer K-1's cached keys and its input rows."""
+@dataclass(frozen=True)
+class VisualLayout:
+    """Visual columns `[0, num_visual)` of a layer's sequence and their view-space indices.
 
-    def __init__(self, model: PrunedPI0Pytorch, prefix: Prefix, layer_input: Tensor | None, kv: PrefixKV,
-                 layer: int, mask_2d: Tensor | None):  # fmt: skip
-        self.model, self.prefix, self.layer_input, self.kv = model, prefix, layer_input, kv
-        self.layer, self.mask_2d = layer, mask_2d
+    Attributes:
+        num_visual: visual columns in this layer's sequence.
+        index: `[B, num_visual]` view-space visual index of each column, or None for the identity.
+        valid: `[B, num_visual]` bool, real columns (None with the identity).
+    """
+
+    num_visual: int
+    index: Tensor | None = None
+    valid: Tensor | None = None
+
+    def scatter(self, values: Tensor, num_visual: int) -> Tensor:
+        """`[B, num_visual]` from per-column `values` (`[B, self.num_visual]`); absent tokens get 0."""
+        if self.index is None:
+            return values
+        out = values.new_zeros(values.shape[0], num_visual)
+        return out.scatter_add(1, self.index, values * self.valid)
+
+
+@dataclass(frozen=True)
+class _LayerInput:
+    hidden: Tensor  # [B, L_l, D]
+    prefix: Prefix
+    mask_2d: Tensor  # [B, L_l, L_l] bool
+    layout: VisualLayout
+
+
+class PaliGemmaSignals(SignalSource):
+    """Signals of one call, computed from the layers' own projections in float32.
+
+    Attention rows are recomputed from a layer's recorded input and cached keys, so only the rows a
+    strategy asks for are computed. Layer `K-1` is always recorded; others on request.
+    """
+
+    def __init__(self, model: PrunedPI0Pytorch, prefix: Prefix, default_layer: int | None):
+        self.model, self.prefix, self.default_layer = model, prefix, default_layer
+        self.kv: PrefixKV | None = None
+        self.wanted: set[int] = set() if default_layer is None else {default_layer}
+        self.records: dict[int, _LayerInput] = {}
+        self.layers_run = 0
+
+    def capture_layers(self, layers) -> None:
+        layers = set(layers)
+        depth = len(self.model.language_model.layers)
+        if bad := sorted(l for l in layers if not 0 <= l < depth):  # noqa: E741
+            raise ValueError(
+                f"layers {bad} are outside [0, {depth - 1}] for this backbone ({depth} VLM layers)."
+            )
+        if late := sorted(l for l in layers if l < self.layers_run and l not in self.records):  # noqa: E741
+            raise RuntimeError(f"layers {late} already ran; request them in prepare().")
+        self.wanted |= layers
+
+    def record(self, layer_idx: int, hidden: Tensor, prefix: Prefix, mask_2d: Tensor, layout: VisualLayout):
+        self.layers_run = layer_idx + 1
+        if layer_idx in self.wanted:
+            self.records[layer_idx] = _LayerInput(hidden, prefix, mask_2d, layout)
 
     def visual_embeds(self) -> Tensor:
         return self.prefix.embs[:, : self.prefix.num_visual]
 
-    def attention_to_visual(self, query: AttentionQuery) -> Tensor:
-        if self.layer_input is None:
-            raise RuntimeError("attention signals exist only for in-LLM strategies (layer K >= 1).")
-        prefix, source = self.prefix, self.layer - 1
+    def text_embeds(self) -> tuple[Tensor, Tensor]:
+        return self.prefix.embs[:, self.prefix.num_visual :], self.prefix.pad[:, self.prefix.num_visual :]
+
+    def attention_to_visual(self, query: AttentionQuery, layer: int | None = None) -> Tensor:
+        layer = self.default_layer if layer is None else layer
+        if layer not in self.records:
+            raise RuntimeError(
+                f"attention at VLM layer {layer} was not captured; request it with "
+                f"view.signals.capture_layers([{layer}]) in prepare() (in-LLM strategies get layer K-1)."
+            )
+        rec = self.records[layer]
+        prefix = rec.prefix
         batch, length = prefix.pad.shape
         lang_pad = prefix.pad[:, prefix.num_visual :]
-        if query != "all" and not bool(lang_pad.any(dim=1).all()):
+        if isinstance(query, str) and query != "all" and not bool(lang_pad.any(dim=1).all()):
             raise ValueError(
                 f"attention query {query!r} needs a language token in every sample, but a prompt is empty; "
                 "check that the batch carries a task string (or use query='all')."
             )
-        if query == "last_text":
-            last = (lang_pad.long() * torch.arange(1, lang_pad.shape[1] + 1, device=lang_pad.device)).argmax(1)
+        lang_rows = torch.arange(prefix.num_visual, length, device=prefix.pad.device).expand(batch, -1)
+        if isinstance(query, Tensor):
+            rows, row_weight = lang_rows, query.float() * lang_pad
+        elif query == "last_text":
+            last = (lang_pad.long() * torch.arange(1, lang_pad.shape[1] + 1, device=lang_pad.device)).argmax(
+                1
+            )
             rows = (prefix.num_visual + last)[:, None]
             row_weight = lang_pad.any(dim=1, keepdim=True).float()
         elif query == "text":
-            rows = torch.arange(prefix.num_visual, length, device=prefix.pad.device).expand(batch, -1)
-            row_weight = lang_pad.float()
-        else:
+            rows, row_weight = lang_rows, lang_pad.float()
+        elif query == "all":
             rows = torch.arange(length, device=prefix.pad.device).expand(batch, -1)
             row_weight = prefix.pad.float()
-        probs = self._attention_rows(source, rows)  # [B, Q, L]
-        pooled = (probs * row_weight[..., None]).sum(1) / row_weight.sum(1, keepdim=True).clamp(min=1)
-        return pooled[:, : prefix.num_visual]
+        else:
+            raise ValueError(
+                f"attention query {query!r} is not valid; use 'last_text', 'text', 'all' or a tensor."
+            )
+        probs = self._attention_rows(layer, rec, rows)  # [B, Q, L]
+        pooled = (probs * row_weight[..., None]).sum(1) / row_weight.sum(1, keepdim=True).clamp(min=1e-12)
+        return rec.layout.scatter(pooled[:, : prefix.num_visual], self.prefix.num_visual)
 
-    def _attention_rows(self, layer_idx: int, rows: Tensor) -> Tensor:
+    def text_visual_logits(self) -> Tensor:
+        layer = self.model.language_model.layers[0]
+        attn = layer.self_attn
+        embs = self.prefix.embs.to(attn.q_proj.weight.dtype)
+        normed, _ = layer.input_layernorm(embs)
+        num_visual, batch = self.prefix.num_visual, embs.shape[0]
+        q = attn.q_proj(normed[:, num_visual:]).view(
+            batch, -1, attn.config.num_attention_heads, attn.head_dim
+        )
+        k = attn.k_proj(normed[:, :num_visual]).view(batch, num_visual, -1, attn.head_dim)
+        k = k.repeat_interleave(attn.num_key_value_groups, dim=2)
+        logits = torch.einsum("bthd,bvhd->bhtv", q.float(), k.float()) * attn.head_dim**-0.5  # [B, H, T, M]
+        text_valid = self.prefix.pad[:, num_visual:].float()
+        per_text = logits.mean(dim=1)  # [B, T, M]
+        return (per_text * text_valid[..., None]).sum(1) / text_valid.sum(1, keepdim=True).clamp(min=1)
+
+    def _attention_rows(self, layer_idx: int, rec: _LayerInput, rows: Tensor) -> Tensor:
         """Head-mean softmax attention `[B, Q, L]` of prefix rows `rows` (`[B, Q]`) at `layer_idx`."""
         lm = self.model.language_model
         attn = lm.layers[layer_idx].self_attn
-        hidden = self.layer_input.gather(1, rows[..., None].expand(-1, -1, self.layer_input.shape[-1]))
+        hidden = rec.hidden.gather(1, rows[..., None].expand(-1, -1, rec.hidden.shape[-1]))
         normed, _ = lm.layers[layer_idx].input_layernorm(hidden)
         batch, num_rows = rows.shape
         q = attn.q_proj(normed).view(batch, num_rows, -1, attn.head_dim).transpose(1, 2).float()
-        cos, sin = lm.rotary_emb(q, self.prefix.pos.gather(1, rows))
+        cos, sin = lm.rotary_emb(q, rec.prefix.pos.gather(1, rows))
         q = q * cos[:, None] + rotate_half(q) * sin[:, None]
         keys = repeat_kv(self.kv.keys[layer_idx], attn.num_key_value_groups).float()
         logits = torch.matmul(q, keys.transpose(2, 3)) * attn.scaling
-        allowed = self.mask_2d.gather(1, rows[..., None].expand(-1, -1, self.mask_2d.shape[-1]))
+        allowed = rec.mask_2d.gather(1, rows[..., None].expand(-1, -1, rec.mask_2d.shape[-1]))
         logits = logits.masked_fill(~allowed[:, None], torch.finfo(logits.dtype).min)
         return torch.softmax(logits, dim=-1).mean(dim=1)
+
+
+class ExpertAttentionCapture:
+    """Accumulates the action queries' attention onto the visual prefix keys, from the eager attention
+    weights the expert's `self_attn` modules already compute (forward hooks, no recomputation).
+
+    Use as a context manager around one denoising step; `result()` averages over the captured steps.
+    """
+
+    def __init__(self, model: PrunedPI0Pytorch, kv: PrefixKV, layers: list[int], num_visual: int):
+        self.model, self.kv, self.layers, self.num_visual = model, kv, layers, num_visual
+        self.total: Tensor | None = None  # [B, len(layers), M]
+        self.steps = 0
+        self._handles = []
+
+    def __enter__(self) -> ExpertAttentionCapture:
+        expert_layers = self.model.expert_model.layers
+        for slot, layer_idx in enumerate(self.layers):
+            hook = self._hook(slot, layer_idx)
+            self._handles.append(expert_layers[layer_idx].self_attn.register_forward_hook(hook))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self.steps += 1
+
+    def _hook(self, slot: int, layer_idx: int):
+        chunk = self.model.config.chunk_size
+
+        def record(module, args, output):
+            weights = output[1]  # [B, H, S, L_l + S]
+            if weights is None:
+                raise RuntimeError(
+                    "expert attention weights are missing: the expert must run eager attention."
+                )
+            layout = self.kv.layouts[layer_idx]
+            per_column = weights[:, :, -chunk:, : layout.num_visual].float().mean(dim=(1, 2))
+            values = layout.scatter(per_column, self.num_visual)
+            if self.total is None:
+                self.total = values.new_zeros(values.shape[0], len(self.layers), self.num_visual)
+            self.total[:, slot] += values
+
+        return record
+
+    def result(self) -> Tensor | None:
+        return None if self.total is None else self.total / max(self.steps, 1)
 
 
 class PrunedPI0Pytorch(PI0Pytorch):
@@ -183,6 +318,7 @@ class PrunedPI0Pytorch(PI0Pytorch):
             super().__init__(config, rtc_processor=rtc_processor)
         self.pruner = pruner
         self.last_trace: CallTrace | None = None
+        self.last_view: PruningView | None = None
         self.call_index = 0
         self.fallback_count = 0
 
@@ -198,6 +334,13 @@ class PrunedPI0Pytorch(PI0Pytorch):
     def tokens_per_camera(self) -> int:
         vision = self.paligemma_with_expert.paligemma.config.vision_config
         return (vision.image_size // vision.patch_size) ** 2
+
+    @property
+    def backbone_info(self) -> dict:
+        """What identifies the backbone for saved statistics (TIES calibration)."""
+        lm = self.language_model.config
+        return {"type": "pi0", "vlm_depth": lm.num_hidden_layers, "width": lm.hidden_size,
+                "tokens_per_camera": self.tokens_per_camera}  # fmt: skip
 
     @property
     def layer_dims(self) -> tuple[LayerDims, LayerDims]:
@@ -220,16 +363,23 @@ class PrunedPI0Pytorch(PI0Pytorch):
             return super().sample_actions(
                 images, img_masks, lang_tokens, lang_masks, state, noise=noise, num_steps=num_steps, **kwargs
             )
+        pruner.check_ready()
         num_steps = num_steps or self.config.num_inference_steps
         if noise is None:
             shape = (state.shape[0], self.config.chunk_size, self.config.max_action_dim)
             noise = self.sample_noise(shape, state.device)
-        kv = self.prefill(images, img_masks, lang_tokens, lang_masks, pruner)
-        self.last_trace = replace(self.last_trace, num_steps=num_steps)
-        self.call_index += 1
-        kv.reading = True
+        self.language_model.config._attn_implementation = "eager"  # noqa: SLF001  (as upstream)
+        self.expert_model.config._attn_implementation = "eager"  # noqa: SLF001
+        prefix, suffix_offset, visual_index = self.embed_for_pruning(images, img_masks, lang_tokens, lang_masks,
+                                                                     pruner)  # fmt: skip
+        view = self.make_view(prefix, visual_index, len(images), pruner)
+        pruner.prepare(view)
+        kv, selection, fell_back = self.prefill(prefix, suffix_offset, view, pruner)
+        run = _DenoiseRun(self, state, kv, view, pruner.expert_layers(view), pruner.expert_steps)
+        if pruner.stage == "mask_all_layers":
+            run.after_first_step = lambda: self._decide_after_probe(prefix, suffix_offset, view, pruner)
         actions = euler_integrate(
-            lambda x_t, timestep: self.denoise_with_prefix(state, kv, x_t, timestep),
+            run,
             noise,
             num_steps,
             rtc_processor=self.rtc_processor,
@@ -238,34 +388,86 @@ class PrunedPI0Pytorch(PI0Pytorch):
             prev_chunk_left_over=kwargs.get("prev_chunk_left_over"),
             execution_horizon=kwargs.get("execution_horizon"),
         )
-        view, selection = self._pending_observation
-        if view is not None:
-            pruner.observe(view, selection)
+        if pruner.stage == "mask_all_layers":
+            selection, fell_back, reruns = run.decision
+        else:
+            reruns = 0
+        view.expert_attention = run.capture.result() if run.capture is not None else view.expert_attention
+        view.extras["actions"] = actions
+        pruner.observe(view, selection)
+        self.last_view = view
+        self.last_trace = CallTrace(
+            kept_per_camera=_count_per_camera(
+                view.camera_ids, selection, view.num_cameras, view.visual_valid
+            ).cpu(),
+            valid_per_camera=_count_per_camera(
+                view.camera_ids, None, view.num_cameras, view.visual_valid
+            ).cpu(),
+            prefix_lengths=run.kv.layer_lengths,
+            full_length=len(images) * self.tokens_per_camera + lang_masks.shape[1],
+            suffix_length=self.config.chunk_size + 1,
+            num_steps=num_steps,
+            fallback=fell_back,
+            extra_prefix_passes=reruns,
+            extra_steps=reruns,
+            diagnostics=pruner.diagnostics(),
+        )
+        self.call_index += 1
         return actions
 
-    def embed_full_prefix(self, images, img_masks, lang_tokens, lang_masks) -> Prefix:
+    def embed_for_pruning(
+        self, images, img_masks, lang_tokens, lang_masks, pruner
+    ) -> tuple[Prefix, Tensor, Tensor]:
+        """The prefix as the VLM's first layer sees it (compacted if asked), the suffix offset `[B]` and
+        the original visual index of each visual column `[M]`."""
         embs, pad, att = self.embed_prefix(images, img_masks, lang_tokens, lang_masks)
         num_visual = len(images) * self.tokens_per_camera
         camera_ids = torch.arange(len(images), device=pad.device).repeat_interleave(self.tokens_per_camera)
-        return Prefix(embs, pad, att, torch.cumsum(pad, dim=1) - 1, num_visual, camera_ids)
+        prefix = Prefix(embs, pad, att, torch.cumsum(pad, dim=1) - 1, num_visual, camera_ids)
+        suffix_offset = pad.sum(dim=1)
+        visual_index = torch.arange(num_visual, device=pad.device)
+        if pruner.config.compact:
+            cols = pad.any(dim=0).nonzero().squeeze(1)
+            prefix = prefix.take_columns(cols)
+            visual_index = cols[: prefix.num_visual]
+        return prefix, suffix_offset, visual_index
 
-    def prefill(self, images, img_masks, lang_tokens, lang_masks, pruner: TokenPruner) -> PrefixKV:
-        """Runs the VLM over the prefix, applying `pruner`; returns the per-layer prefix cache.
+    def make_view(
+        self, prefix: Prefix, visual_index: Tensor, num_cameras: int, pruner: TokenPruner
+    ) -> PruningView:
+        default_layer = pruner.prune_layer - 1 if pruner.stage == "in_llm" else None
+        return PruningView(
+            visual_valid=prefix.visual_valid,
+            camera_ids=prefix.camera_ids,
+            num_cameras=num_cameras,
+            call_index=self.call_index,
+            signals=PaliGemmaSignals(self, prefix, default_layer),
+            visual_index=visual_index,
+            tokens_per_camera=self.tokens_per_camera,
+            vlm_depth=len(self.language_model.layers),
+        )
+
+    def prefill(self, prefix: Prefix, suffix_offset: Tensor, view: PruningView, pruner: TokenPruner,
+                forced: TokenSelection | None = None) -> tuple[PrefixKV, TokenSelection | None, bool]:  # fmt: skip
+        """Runs the VLM over the prefix, applying `pruner`; returns (cache, selection, fell back).
 
         The strategy decides before layer K (K=0: before the VLM, on embeddings). In "drop" mode layers
         >= K run on the kept tokens only; in "mask" mode they run on the whole sequence with the pruned
         keys masked. Kept tokens keep their positions unless a pre-LLM strategy renumbers them.
+        `forced` applies a known selection before layer 0 (the second pass of a probing strategy).
         """
-        prefix = self.embed_full_prefix(images, img_masks, lang_tokens, lang_masks)
-        num_cameras = len(images)
-        valid_per_camera = _count_per_camera(prefix.camera_ids, None, num_cameras, prefix.visual_valid)
-        suffix_offset = prefix.pad.sum(dim=1)
-        if pruner.config.compact:
-            prefix = prefix.take_columns(prefix.pad.any(dim=0).nonzero().squeeze(1))
+        signals: PaliGemmaSignals = view.signals
         layers = self.language_model.layers
         kv = PrefixKV(len(layers))
-        K = pruner.prune_layer
-        selection, view, fell_back = None, None, False
+        signals.kv = kv
+        if forced is not None:
+            K = 0
+        elif pruner.stage == "mask_all_layers":
+            K = None
+        else:
+            K = pruner.prune_layer
+        selection, fell_back = None, False
+        layout = VisualLayout(prefix.num_visual)
         mask_2d = make_att_2d_masks(prefix.pad, prefix.att)
         key_mask = prefix.pad
         hidden = prefix.embs
@@ -273,22 +475,18 @@ class PrunedPI0Pytorch(PI0Pytorch):
             hidden = hidden.to(torch.bfloat16)
         attention_mask = prepare_attention_masks_4d(mask_2d, dtype=hidden.dtype)
         position_embeddings = self.language_model.rotary_emb(hidden, prefix.pos)
-        layer_lengths, previous_input = [], None
+        layer_lengths = []
         for layer_idx, layer in enumerate(layers):
             if layer_idx == K:
-                view = PruningView(
-                    visual_valid=prefix.visual_valid,
-                    camera_ids=prefix.camera_ids,
-                    num_cameras=num_cameras,
-                    call_index=self.call_index,
-                    signals=PaliGemmaSignals(self, prefix, previous_input, kv, K, mask_2d),
-                )
-                selection, fell_back = self._run_strategy(pruner, view)
+                if forced is not None:
+                    selection = forced
+                else:
+                    selection, fell_back = self._run_strategy(pruner, view)
                 if selection is not None:
-                    kept_per_camera = _count_per_camera(prefix.camera_ids, selection, num_cameras)
                     if pruner.mode == "drop":
                         prefix = replace(prefix, embs=hidden).keep(selection)
                         hidden = prefix.embs
+                        layout = VisualLayout(prefix.num_visual, selection.keep_idx, selection.valid.float())
                         if K == 0 and not pruner.preserve_positions:
                             prefix.pos = torch.cumsum(prefix.pad, dim=1) - 1
                             suffix_offset = prefix.pad.sum(dim=1)
@@ -300,8 +498,9 @@ class PrunedPI0Pytorch(PI0Pytorch):
                     attention_mask = prepare_attention_masks_4d(mask_2d, dtype=hidden.dtype)
                     position_embeddings = self.language_model.rotary_emb(hidden, prefix.pos)
             kv.key_masks[layer_idx] = key_mask
+            kv.layouts[layer_idx] = layout
             layer_lengths.append(hidden.shape[1])
-            previous_input = hidden if layer_idx == K - 1 else None
+            signals.record(layer_idx, hidden, prefix, mask_2d, layout)
             hidden = layer(
                 hidden,
                 attention_mask=attention_mask,
@@ -311,19 +510,17 @@ class PrunedPI0Pytorch(PI0Pytorch):
                 position_embeddings=position_embeddings,
             )
         kv.suffix_offset = suffix_offset
+        kv.layer_lengths = layer_lengths
+        return kv, selection, fell_back
+
+    def _decide_after_probe(self, prefix: Prefix, suffix_offset: Tensor, view: PruningView,
+                            pruner: TokenPruner) -> tuple[PrefixKV | None, TokenSelection | None, bool]:  # fmt: skip
+        """Second half of a probing strategy: select from the probe's signals; rebuild the cache if needed."""
+        selection, fell_back = self._run_strategy(pruner, view)
         if selection is None:
-            kept_per_camera = valid_per_camera
-        self._pending_observation = (view, selection)
-        self.last_trace = CallTrace(
-            kept_per_camera=kept_per_camera.cpu(),
-            valid_per_camera=valid_per_camera.cpu(),
-            prefix_lengths=layer_lengths,
-            full_length=num_cameras * self.tokens_per_camera + lang_masks.shape[1],
-            suffix_length=self.config.chunk_size + 1,
-            num_steps=self.config.num_inference_steps,
-            fallback=fell_back,
-        )
-        return kv
+            return None, None, fell_back
+        kv, _, _ = self.prefill(prefix, suffix_offset, view, pruner, forced=selection)
+        return kv, selection, fell_back
 
     def _run_strategy(self, pruner: TokenPruner, view: PruningView) -> tuple[TokenSelection | None, bool]:
         """Returns the strategy's selection and whether it failed and fell back to full vision."""
@@ -381,6 +578,40 @@ class PrunedPI0Pytorch(PI0Pytorch):
             num_steps=num_steps or self.config.num_inference_steps,
             fallback=False,
         )
+
+
+class _DenoiseRun:
+    """The velocity function of one call's Euler loop: reads the prefix cache, captures the expert's
+    attention on the requested steps, and lets a probing strategy swap the cache after the first step."""
+
+    def __init__(self, model: PrunedPI0Pytorch, state: Tensor, kv: PrefixKV, view: PruningView,
+                 layers: list[int], steps: str):  # fmt: skip
+        self.model, self.state, self.kv, self.view, self.steps = model, state, kv, view, steps
+        self.capture = (
+            ExpertAttentionCapture(model, kv, layers, view.visual_valid.shape[1]) if layers else None
+        )
+        self.after_first_step = None
+        self.decision = (None, False, 0)
+        self.step = 0
+        kv.reading = True
+
+    def __call__(self, x_t: Tensor, timestep: Tensor) -> Tensor:
+        capturing = self.capture is not None and (self.steps == "all" or self.step == 0)
+        if capturing:
+            with self.capture:
+                velocity = self.model.denoise_with_prefix(self.state, self.kv, x_t, timestep)
+        else:
+            velocity = self.model.denoise_with_prefix(self.state, self.kv, x_t, timestep)
+        if self.step == 0 and self.after_first_step is not None:
+            self.view.expert_attention = self.capture.result() if self.capture is not None else None
+            kv, selection, fell_back = self.after_first_step()
+            self.decision = (selection, fell_back, int(kv is not None))
+            if kv is not None:
+                self.kv = kv
+                kv.reading = True
+                velocity = self.model.denoise_with_prefix(self.state, kv, x_t, timestep)
+        self.step += 1
+        return velocity
 
 
 def img_masks_to_valid(img_masks: list[Tensor], tokens_per_camera: int) -> Tensor:

@@ -1,9 +1,4 @@
-"""Importing this package registers every built-in strategy, in `lerobot-prune list` order."""
+# ruff: noqa: I001, F401
+"""Built-in strategies; importing this package registers them in this order."""
 
-# ruff: noqa: I001, F401  (import order is registration order; `none` is the default choice)
-from . import none
-from . import random
-from . import fastv
-from .base import PruningView, SignalSource, TokenPruner
-
-__all__ = ["PruningView", "SignalSource", "TokenPruner"]
+from . import none, random, fastv, sparsevlm, divprune, vla_pruner, ties, adp, dtp

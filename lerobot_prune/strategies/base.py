@@ -16,9 +16,9 @@ from torch import Tensor
 from ..config import PruningConfig
 from ..selection import TokenSelection, keep_budget
 
-Stage = Literal["pre_llm", "in_llm"]
+Stage = Literal["pre_llm", "in_llm", "mask_all_layers"]
 Mode = Literal["drop", "mask"]
-AttentionQuery = Literal["last_text", "all", "text"]
+AttentionQuery = Literal["last_text", "all", "text"] | Tensor
 
 
 @dataclass
@@ -31,6 +31,15 @@ class PruningView:
         num_cameras: number of cameras in the prefix.
         call_index: 0-based index of this call since the last `reset()`.
         signals: computes signals on demand (see `SignalSource`).
+        visual_index: `[M]` long, index of each visual column among all `num_cameras * tokens_per_camera`
+            visual tokens (differs from `arange(M)` when padded cameras were compacted away). Strategies
+            that keep state across calls store it in that full index space.
+        tokens_per_camera: visual tokens per camera (a square grid in raster order).
+        vlm_depth: number of VLM layers.
+        expert_attention: after the denoising loop, `[B, len(expert_layers), M]` float32 attention of the
+            action queries onto each visual key, per requested expert layer (mean over heads, action
+            queries and captured steps; 0 for tokens absent from a layer's cache), else None.
+        extras: per-call extras; after the call "actions" holds `[B, chunk, max_action_dim]`.
     """
 
     visual_valid: Tensor
@@ -38,7 +47,15 @@ class PruningView:
     num_cameras: int
     call_index: int
     signals: SignalSource
+    visual_index: Tensor
+    tokens_per_camera: int
+    vlm_depth: int
+    expert_attention: Tensor | None = None
     extras: dict = field(default_factory=dict)
+
+    @property
+    def full_visual(self) -> int:
+        return self.num_cameras * self.tokens_per_camera
 
     @property
     def num_visual(self) -> int:
@@ -47,6 +64,10 @@ class PruningView:
     def budget(self, keep_ratio: float) -> Tensor:
         """`[B]` long, `max(1, round(keep_ratio * M_v))` per sample."""
         return keep_budget(self.visual_valid, keep_ratio)
+
+    def budget_bound(self, keep_ratio: float) -> int:
+        """An upper bound of `budget(keep_ratio)` known without reading the device (no host sync)."""
+        return min(self.num_visual, max(1, round(keep_ratio * self.num_visual)))
 
 
 class SignalSource(abc.ABC):
@@ -57,12 +78,27 @@ class SignalSource(abc.ABC):
         """`[B, M, D]` layer-0 input embeddings of the visual tokens (projector outputs)."""
 
     @abc.abstractmethod
-    def attention_to_visual(self, query: AttentionQuery) -> Tensor:
-        """`[B, M]` float32 softmax attention of layer `K-1` onto each visual key.
+    def text_embeds(self) -> tuple[Tensor, Tensor]:
+        """(`[B, N, D]` layer-0 input embeddings of the language tokens, `[B, N]` bool valid)."""
+
+    @abc.abstractmethod
+    def attention_to_visual(self, query: AttentionQuery, layer: int | None = None) -> Tensor:
+        """`[B, M]` float32 softmax attention onto each visual key at `layer` (default `K-1`).
 
         Mean over query heads and over the query rows: "last_text" = the last valid language token,
-        "all" = every valid prefix token, "text" = every valid language token.
+        "all" = every valid prefix token, "text" = every valid language token; a `[B, N]` float tensor
+        weights the language rows. Layers other than `K-1` must be requested with `capture_layers`
+        before they run; for layers that ran on kept tokens only, absent tokens get 0.
         """
+
+    @abc.abstractmethod
+    def text_visual_logits(self) -> Tensor:
+        """`[B, M]` float32 ADP score: layer-0 query(text) . key(visual) / sqrt(d), no RoPE, no softmax,
+        mean over heads and valid language tokens."""
+
+    @abc.abstractmethod
+    def capture_layers(self, layers) -> None:
+        """Asks the prefill to keep what `attention_to_visual(..., layer=l)` needs for these layers."""
 
 
 class TokenPruner(abc.ABC):
@@ -96,8 +132,24 @@ class TokenPruner(abc.ABC):
         """True when this strategy can never remove a token (the unmodified policy path runs)."""
         return getattr(self.config, "keep_ratio", 1.0) >= 1.0
 
+    # Steps of the denoising loop whose expert attention `expert_layers` captures: "all" or "first".
+    expert_steps: ClassVar[str] = "all"
+
+    def bind(self, policy_config, checkpoint_dir=None, backbone: dict | None = None) -> None:  # noqa: B027
+        """Called when the policy is built (and again with the checkpoint folder when it is loaded)."""
+
     def reset(self) -> None:  # noqa: B027  (optional hook)
         """Clears all per-episode state (called from `policy.reset()`)."""
+
+    def check_ready(self) -> None:  # noqa: B027
+        """Raises before any model work if the strategy lacks something it needs (e.g. calibration)."""
+
+    def prepare(self, view: PruningView) -> None:  # noqa: B027
+        """Called before the VLM's first layer; may request signals (`view.signals.capture_layers`)."""
+
+    def expert_layers(self, view: PruningView) -> list[int]:
+        """Action-expert layers whose attention onto the visual keys this call needs (see `expert_steps`)."""
+        return []
 
     @abc.abstractmethod
     def select(self, view: PruningView) -> TokenSelection | None:
@@ -106,3 +158,10 @@ class TokenPruner(abc.ABC):
     def observe(self, view: PruningView, selection: TokenSelection | None) -> None:  # noqa: B027
         """Called after the action chunk is produced (temporal strategies record state here)."""
 
+    def observe_state(self, state: Tensor, new_chunk: bool) -> None:  # noqa: B027
+        """Called with `observation.state` (`[B, S]`) at every control step; `new_chunk` when a chunk is
+        about to be predicted (before `select`)."""
+
+    def diagnostics(self) -> dict:
+        """Per-call diagnostics of the last call for the pruning report (JSON-serialisable)."""
+        return {}

@@ -18,7 +18,7 @@ import torch
 from lerobot.configs import PreTrainedConfig
 from lerobot.policies.pi0.modeling_pi0 import PI0Policy
 from lerobot.policies.pretrained import PreTrainedPolicy
-from lerobot.utils.constants import OBS_IMAGES
+from lerobot.utils.constants import OBS_IMAGES, OBS_STATE
 from lerobot.utils.import_utils import require_package
 from torch import Tensor
 
@@ -41,9 +41,13 @@ class PrunedPI0Policy(PI0Policy):
         require_package("transformers", extra="pi")
         PreTrainedPolicy.__init__(self, config)  # PI0Policy.__init__ would build a second, unpruned model
         config.validate_features()
+        config.pruning.validate_for_policy(config)
         self.config = config
         self.init_rtc_processor()
-        self.model = PrunedPI0Pytorch(config, rtc_processor=self.rtc_processor, pruner=build_pruner(config.pruning))
+        self.model = PrunedPI0Pytorch(
+            config, rtc_processor=self.rtc_processor, pruner=build_pruner(config.pruning)
+        )
+        self.model.pruner.bind(config, None, self.model.backbone_info)
         if config.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
         self.model.to(config.device)
@@ -62,8 +66,16 @@ class PrunedPI0Policy(PI0Policy):
             self.report.end_episode()
 
     @torch.no_grad()
+    def select_action(self, batch: dict[str, Tensor]) -> Tensor:
+        if len(self._action_queue) > 0 and OBS_STATE in batch:
+            self.model.pruner.observe_state(batch[OBS_STATE], new_chunk=False)
+        return super().select_action(batch)
+
+    @torch.no_grad()
     def predict_action_chunk(self, batch: dict[str, Tensor], **kwargs) -> Tensor:
         self._check_cameras(batch)
+        if OBS_STATE in batch:
+            self.model.pruner.observe_state(batch[OBS_STATE], new_chunk=True)
         start = time.perf_counter()
         actions = super().predict_action_chunk(batch, **kwargs)
         if actions.is_cuda:
@@ -80,7 +92,7 @@ class PrunedPI0Policy(PI0Policy):
             raise ValueError(
                 f"Camera(s) {unknown} are not cameras of this policy; its cameras are {known} "
                 f"({missing} missing from the batch). Map names with --rename_map, e.g. "
-                f"--rename_map='{{\"{unknown[0]}\": \"{missing[0] if missing else known[0]}\"}}'."
+                f'--rename_map=\'{{"{unknown[0]}": "{missing[0] if missing else known[0]}"}}\'.'
             )
 
     @classmethod
@@ -100,12 +112,22 @@ class PrunedPI0Policy(PI0Policy):
         state_dict = policy._fix_pytorch_state_dict_keys(state_dict, config)
         state_dict = {k if k.startswith("model.") else f"model.{k}": v for k, v in state_dict.items()}
         policy.load_state_dict(state_dict, strict=strict)
+        if Path(pretrained_name_or_path).is_dir():
+            policy.model.pruner.bind(config, Path(pretrained_name_or_path), policy.model.backbone_info)
         policy.to(config.device)
         policy.eval()
         return policy
 
 
-_HUB_KWARGS = {"force_download", "resume_download", "proxies", "token", "cache_dir", "local_files_only", "revision"}
+_HUB_KWARGS = {
+    "force_download",
+    "resume_download",
+    "proxies",
+    "token",
+    "cache_dir",
+    "local_files_only",
+    "revision",
+}
 
 
 def _settings(config: PrunedPI0Config) -> dict:

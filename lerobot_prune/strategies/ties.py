@@ -1,0 +1,347 @@
+"""`ties`: trust the attention ranking only when layers disagree about it (methods_spec §4), and the
+rank-selection baselines TIES compares against (§2.7).
+
+Per call, for the tokens' attention column sums at layer K-1: `floor(w * M~)` come from the top of the
+ranking, the rest are sampled uniformly over the remaining ranks (or by DivPrune). The trust weight `w`
+comes from the Kendall τ of the ranking across consecutive layers on an anchor frame, compared with
+offline calibration statistics; a new anchor is taken when the frame drifts from the old one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..config import PruningConfig, check_choice, check_keep_ratio, check_prune_layer, check_range
+from ..ops import kendall_tau_b, max_min_diversity, uniform_rank_sample
+from ..registry import register_strategy
+from ..selection import TokenSelection, indices_to_selection
+from .base import PruningView, TokenPruner
+
+CALIBRATION_FILENAME = "ties_calibration.json"
+CALIBRATION_VERSION = 1
+TRUST_RULES = ("soft", "hard")
+SUPPLEMENTS = ("uniform", "divprune")
+TAU_ITEMS = ("top_earlier", "union")
+
+
+def frame_tau(columns: Tensor, valid: Tensor, k: int, items: str = "top_earlier") -> float:
+    """Mean Kendall τ_b of the attention ranking between consecutive layers (§4.3).
+
+    Args:
+        columns: `[L, M]` attention column scores of one frame at every VLM layer.
+        valid: `[M]` bool. k: k_τ, the size of each layer's top set.
+    """
+    masked = columns.float().masked_fill(~valid, float("-inf"))
+    order = torch.sort(masked, dim=1, descending=True, stable=True).indices[:, :k]  # [L, k]
+    if items == "top_earlier":
+        earlier = columns[:-1].gather(1, order[:-1])
+        later = columns[1:].gather(1, order[:-1])
+        return float(kendall_tau_b(earlier, later).mean())
+    taus = []
+    for layer in range(columns.shape[0] - 1):
+        union = torch.unique(torch.cat([order[layer], order[layer + 1]]))
+        taus.append(kendall_tau_b(columns[layer, union], columns[layer + 1, union]))
+    return float(torch.stack(taus).mean())
+
+
+def trust_weight(tau: float, stats: dict, rule: str) -> float:
+    """w(τ): Hard-TIES 1 below τ_med, 0 above; Soft-TIES piecewise linear through
+    (P5, 1), (median, 0.5), (P95, 0) ([DECISION] T3)."""
+    low, median, high = stats["tau_p5"], stats["tau_median"], stats["tau_p95"]
+    if rule == "hard":
+        return 0.0 if tau > median else 1.0
+    if tau <= low:
+        return 1.0
+    if tau >= high:
+        return 0.0
+    if tau <= median:
+        return 1.0 - 0.5 * (tau - low) / max(median - low, 1e-12)
+    return 0.5 - 0.5 * (tau - median) / max(high - median, 1e-12)
+
+
+def calibration_record(taus: list[float], backbone: dict, layer: int, keep_ratio: float, source: str) -> dict:
+    """The JSON saved next to a checkpoint by `lerobot-prune calibrate` (§4.4)."""
+    ordered = sorted(taus)
+
+    def quantile(q: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+    return {
+        "version": CALIBRATION_VERSION,
+        "backbone": backbone,
+        "layer": layer,
+        "k_tau": "budget",
+        "keep_ratio": keep_ratio,
+        "frames": len(taus),
+        "source": source,
+        "tau_median": quantile(0.5),
+        "tau_p5": quantile(0.05),
+        "tau_p95": quantile(0.95),
+        "taus": taus,
+    }
+
+
+@dataclass
+class TIESConfig(PruningConfig):
+    """Args:
+    keep_ratio: Fraction kept ([DECISION] 56/256 = 0.219 as in the paper's main results).
+    layer: K ([DECISION] 2: "from the second Transformer layer"; 1 = the literal reading).
+    trust: "soft" (Soft-TIES, interpolated trust) or "hard" (Hard-TIES, all top-k or all supplement).
+    supplement: how the untrusted share is filled: "uniform" rank sampling or "divprune".
+    similarity_threshold: γ_sim; a frame whose mean token cosine to the anchor drops below it re-anchors.
+    tau_items: items compared by τ: "top_earlier" (the earlier layer's top-k) or "union" of both top-k.
+    calibration_path: τ statistics JSON; default: `ties_calibration.json` next to the checkpoint.
+    """
+
+    keep_ratio: float = 0.219
+    layer: int = 2
+    trust: str = "soft"
+    supplement: str = "uniform"
+    similarity_threshold: float = 0.90
+    tau_items: str = "top_earlier"
+    calibration_path: str | None = None
+    summary = "TIES: top-k when layers' attention rankings disagree (low Kendall τ), else uniform sampling."
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_keep_ratio(self.keep_ratio)
+        check_choice("pruning.trust", self.trust, TRUST_RULES)
+        check_choice("pruning.supplement", self.supplement, SUPPLEMENTS)
+        check_choice("pruning.tau_items", self.tau_items, TAU_ITEMS)
+        check_range("pruning.similarity_threshold", self.similarity_threshold, -1.0, 1.0, low_open=False)
+
+    def validate_for_model(self, vlm_depth: int) -> None:
+        check_prune_layer(self.layer, vlm_depth)
+
+
+def ranked(scores: Tensor, valid: Tensor) -> Tensor:
+    """`[B, M]` token indices by score, descending (ties: lower index first); invalid tokens last."""
+    return torch.sort(
+        scores.float().masked_fill(~valid, float("-inf")), dim=1, descending=True, stable=True
+    ).indices
+
+
+def take_ranks(order: Tensor, start: Tensor, width: int) -> Tensor:
+    """`[B, width]` entries `order[b, start[b] + i]` (clamped at the end)."""
+    positions = (start[:, None] + torch.arange(width, device=order.device)[None, :]).clamp(
+        max=order.shape[1] - 1
+    )
+    return order.gather(1, positions)
+
+
+@register_strategy("ties", TIESConfig)
+class TIESPruner(TokenPruner):
+    """Per-episode state: the anchor frame's embeddings and the trust weight per batch row."""
+
+    stage = "in_llm"
+    signals = frozenset({"attention_to_visual", "visual_embeds"})
+
+    def __init__(self, config: TIESConfig):
+        super().__init__(config)
+        self.stats: dict | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        self.anchor: Tensor | None = None  # [B, num_cams * 256, D]
+        self.trust: Tensor | None = None  # [B]
+        self._anchoring: Tensor | None = None
+        self._similarity: Tensor | None = None
+        self._taus: list[float | None] = []
+
+    def bind(self, policy_config, checkpoint_dir=None, backbone: dict | None = None) -> None:
+        path = Path(self.config.calibration_path) if self.config.calibration_path else None
+        if path is None and checkpoint_dir is not None:
+            path = Path(checkpoint_dir) / CALIBRATION_FILENAME
+        if path is not None and path.is_file():
+            self.load_calibration(json.loads(path.read_text()), backbone, source=str(path))
+        elif self.config.calibration_path:
+            raise FileNotFoundError(
+                f"pruning.calibration_path={self.config.calibration_path} does not exist."
+            )
+
+    def load_calibration(self, stats: dict, backbone: dict | None = None, source: str = "statistics") -> None:
+        expected = {
+            "version": CALIBRATION_VERSION,
+            "layer": self.config.layer,
+            "keep_ratio": self.config.keep_ratio,
+        }
+        if backbone is not None:
+            expected["backbone"] = backbone
+        if wrong := {k: (stats.get(k), v) for k, v in expected.items() if stats.get(k) != v}:
+            details = ", ".join(
+                f"{k}: calibrated {got!r}, policy {want!r}" for k, (got, want) in wrong.items()
+            )
+            raise ValueError(
+                f"TIES calibration {source} does not match this policy ({details}); recalibrate."
+            )
+        self.stats = stats
+
+    def check_ready(self) -> None:
+        if self.stats is None:
+            raise RuntimeError(
+                "TIES needs τ calibration statistics and none were found. Compute them once per task domain: "
+                "`lerobot-prune calibrate --policy_path=<checkpoint> --dataset_root=<local LeRobot dataset>` "
+                "(or --env_type=<sim>); they are saved as ties_calibration.json next to the checkpoint. "
+                "Or point pruning.calibration_path at such a file."
+            )
+
+    def prepare(self, view: PruningView) -> None:
+        embeds = view.signals.visual_embeds().float()
+        batch = embeds.shape[0]
+        if self.anchor is None or self.anchor.shape[0] != batch:
+            self.reset()
+            self._anchoring = torch.ones(batch, dtype=torch.bool, device=embeds.device)
+        else:
+            cosine = F.cosine_similarity(embeds, self.anchor[:, view.visual_index], dim=-1)
+            valid = view.visual_valid.float()
+            self._similarity = (cosine * valid).sum(1) / valid.sum(1).clamp(min=1)
+            self._anchoring = self._similarity < self.config.similarity_threshold
+        self._any_anchor = bool(self._anchoring.any())
+        if self._any_anchor:
+            view.signals.capture_layers(range(view.vlm_depth))
+
+    def select(self, view: PruningView) -> TokenSelection:
+        valid, ratio = view.visual_valid, self.config.keep_ratio
+        scores = view.signals.attention_to_visual("all")
+        order = ranked(scores, valid)
+        budget, bound = view.budget(ratio), view.budget_bound(ratio)
+        trust = self.trust if self.trust is not None else torch.ones_like(budget, dtype=torch.float)
+        num_top = torch.floor(trust * budget).long()
+        chosen = self.combine(view, order, budget, num_top, bound)
+        if not self._any_anchor:
+            return indices_to_selection(chosen, budget, view.num_visual)
+        chosen = F.pad(chosen, (0, view.num_visual - bound))
+        chosen = torch.where(self._anchoring[:, None], order, chosen)
+        return indices_to_selection(
+            chosen, torch.where(self._anchoring, valid.sum(1), budget), view.num_visual
+        )
+
+    def combine(
+        self, view: PruningView, order: Tensor, budget: Tensor, num_top: Tensor, bound: int
+    ) -> Tensor:
+        """`[B, bound]`: the `num_top` best-ranked tokens, then `budget - num_top` supplement tokens."""
+        slot = torch.arange(bound, device=order.device)[None, :]
+        top = order[:, :bound]
+        num_rest = budget - num_top
+        if self.config.supplement == "uniform":
+            remaining = take_ranks(order, num_top, order.shape[1])
+            rest = uniform_rank_sample(remaining, view.visual_valid.sum(1) - num_top, num_rest, bound)
+        else:
+            top_mask = torch.zeros_like(view.visual_valid).scatter(1, top, slot < num_top[:, None])
+            candidates = view.visual_valid & ~top_mask
+            rest = max_min_diversity(view.signals.visual_embeds(), candidates, num_rest, bound)
+        rest = rest.gather(1, (slot - num_top[:, None]).clamp(min=0))
+        return torch.where(slot < num_top[:, None], top, rest)
+
+    def observe(self, view: PruningView, selection: TokenSelection | None) -> None:
+        self._taus = [None] * view.visual_valid.shape[0]
+        if not self._any_anchor:
+            return
+        columns = torch.stack(
+            [view.signals.attention_to_visual("all", layer=layer) for layer in range(view.vlm_depth)], dim=1
+        )  # [B, L, M]
+        budget = view.budget(self.config.keep_ratio).tolist()
+        embeds = view.signals.visual_embeds().float()
+        if self.anchor is None:
+            self.anchor = embeds.new_zeros(embeds.shape[0], view.full_visual, embeds.shape[2])
+            self.trust = torch.ones(embeds.shape[0], device=embeds.device)
+        for row in self._anchoring.nonzero().squeeze(1).tolist():
+            tau = frame_tau(columns[row], view.visual_valid[row], max(budget[row], 2), self.config.tau_items)
+            self._taus[row] = tau
+            self.trust[row] = trust_weight(tau, self.stats, self.config.trust)
+            self.anchor[row] = 0.0
+            self.anchor[row, view.visual_index] = embeds[row]
+
+    def diagnostics(self) -> dict:
+        return {
+            "tau": list(self._taus),
+            "trust_weight": self.trust.tolist() if self.trust is not None else None,
+            "reanchored": self._anchoring,
+            "similarity": self._similarity,
+        }
+
+
+@dataclass
+class TIESRankConfig(PruningConfig):
+    """Args:
+    keep_ratio: Fraction of valid visual tokens kept (TIES: 56/256).
+    layer: K; ranks come from the attention column sums at layer K-1.
+    """
+
+    keep_ratio: float = 0.219
+    layer: int = 2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_keep_ratio(self.keep_ratio)
+
+    def validate_for_model(self, vlm_depth: int) -> None:
+        check_prune_layer(self.layer, vlm_depth)
+
+
+class RankPruner(TokenPruner):
+    """Keeps a fixed band of ranks of the attention column sums at layer K-1 (§2.7)."""
+
+    stage = "in_llm"
+    signals = frozenset({"attention_to_visual"})
+
+    def first_rank(self, num_valid: Tensor, budget: Tensor) -> Tensor:
+        return torch.zeros_like(budget)
+
+    def select(self, view: PruningView) -> TokenSelection:
+        ratio = self.config.keep_ratio
+        order = ranked(view.signals.attention_to_visual("all"), view.visual_valid)
+        budget, bound, num_valid = view.budget(ratio), view.budget_bound(ratio), view.visual_valid.sum(1)
+        return indices_to_selection(self.pick(order, num_valid, budget, bound), budget, view.num_visual)
+
+    def pick(self, order: Tensor, num_valid: Tensor, budget: Tensor, bound: int) -> Tensor:
+        return take_ranks(order, self.first_rank(num_valid, budget), bound)
+
+
+@dataclass
+class TIESTopKConfig(TIESRankConfig):
+    summary = "TIES baseline: the top-k ranks of the attention column sums at layer K-1."
+
+
+@register_strategy("ties_topk", TIESTopKConfig)
+class TIESTopK(RankPruner):
+    pass
+
+
+@dataclass
+class TIESBottomKConfig(TIESRankConfig):
+    summary = "TIES baseline: the last k of the top 2k ranks ([DECISION] K_top = 2k)."
+
+
+@register_strategy("ties_bottomk", TIESBottomKConfig)
+class TIESBottomK(RankPruner):
+    def first_rank(self, num_valid: Tensor, budget: Tensor) -> Tensor:
+        return (torch.minimum(2 * budget, num_valid) - budget).clamp(min=0)
+
+
+@dataclass
+class TIESMiddleConfig(TIESRankConfig):
+    summary = "TIES baseline: k consecutive ranks from the middle of the ranking."
+
+
+@register_strategy("ties_middle", TIESMiddleConfig)
+class TIESMiddle(RankPruner):
+    def first_rank(self, num_valid: Tensor, budget: Tensor) -> Tensor:
+        return torch.div(num_valid - budget, 2, rounding_mode="floor")
+
+
+@dataclass
+class TIESUniformConfig(TIESRankConfig):
+    summary = "TIES baseline: k ranks spread uniformly over the whole ranking."
+
+
+@register_strategy("ties_uniform", TIESUniformConfig)
+class TIESUniform(RankPruner):
+    def pick(self, order: Tensor, num_valid: Tensor, budget: Tensor, bound: int) -> Tensor:
+        return uniform_rank_sample(order, num_valid, budget, bound)

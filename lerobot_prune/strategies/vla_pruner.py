@@ -1,0 +1,198 @@
+"""`vla_pruner`: dual-level (semantic + temporally smoothed action attention) selection with a max-min
+diversity filter, in-LLM at K=3 (methods_spec §3), and its ablations (§2.6).
+
+The π0 hook (action attention = the expert's action queries onto the visual prefix keys, averaged over
+denoising steps and the later half of the expert layers) is reconstructed from the paper's description
+(§3.6): the official code covers OpenVLA only.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from torch import Tensor
+
+from ..config import (
+    PruningConfig,
+    check_choice,
+    check_keep_ratio,
+    check_layers,
+    check_prune_layer,
+    check_range,
+)
+from ..ops import max_min_diversity
+from ..registry import register_strategy
+from ..selection import TokenSelection, indices_to_selection, top_k
+from .base import PruningView, TokenPruner
+
+SEMANTIC_QUERIES = {"prefill": "all", "fastv_last_token": "last_text", "text": "text"}
+WEIGHTINGS = ("paper", "code")
+
+
+@dataclass
+class VLAPrunerConfig(PruningConfig):
+    """Args:
+    keep_ratio: Fraction of valid visual tokens kept (π0 grid: 0.5, 0.25, 0.125).
+    layer: K; layers 0..K-1 see every token, the semantic score comes from layer K-1 (code: 3).
+    window: w, action-attention vectors kept; the first w calls of an episode run unpruned (warm-up).
+    gamma: temporal decay γ in (0, 1].
+    weighting: "paper" (newest call weight γ, then γ², ...) or "code" (oldest weight 1, newest γ^(w-1)).
+    semantic: "prefill" (mean over all valid prefix rows), "fastv_last_token" or "text" rows.
+    action_layers: expert layers averaged for the action score; empty = the later half [L//2, L).
+    """
+
+    keep_ratio: float = 0.5
+    layer: int = 3
+    window: int = 3
+    gamma: float = 0.8
+    weighting: str = "paper"
+    semantic: str = "prefill"
+    action_layers: list[int] = field(default_factory=list)
+    summary = "VLA-Pruner: union of prefill- and (temporal) action-attention top-k, diversity-filtered."
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_keep_ratio(self.keep_ratio)
+        check_range("pruning.gamma", self.gamma, 0.0, 1.0)
+        if self.window < 1:
+            raise ValueError(f"pruning.window={self.window} must be >= 1 (the paper's w=3).")
+        check_choice("pruning.weighting", self.weighting, WEIGHTINGS)
+        check_choice("pruning.semantic", self.semantic, tuple(SEMANTIC_QUERIES))
+
+    def validate_for_model(self, vlm_depth: int) -> None:
+        check_prune_layer(self.layer, vlm_depth)
+        check_layers("pruning.action_layers", self.action_layers, vlm_depth)
+
+
+def temporal_weights(length: int, gamma: float, weighting: str) -> list[float]:
+    """Weights of the stored vectors, oldest first, normalised to sum 1 (§3.3, ambiguity V1)."""
+    if weighting == "paper":
+        raw = [gamma ** (length - i) for i in range(length)]  # newest gets γ^1, oldest γ^length
+    else:
+        raw = [gamma**i for i in range(length)]  # oldest 1, newest γ^(length-1)
+    total = sum(raw)
+    return [w / total for w in raw]
+
+
+def min_max(scores: Tensor, valid: Tensor) -> Tensor:
+    """Per-row min-max normalisation over valid entries (`[B, M]`); constant rows become 0."""
+    low = scores.masked_fill(~valid, float("inf")).amin(1, keepdim=True)
+    high = scores.masked_fill(~valid, float("-inf")).amax(1, keepdim=True)
+    return ((scores - low) / (high - low).clamp(min=1e-12)).masked_fill(~valid, 0.0)
+
+
+@register_strategy("vla_pruner", VLAPrunerConfig)
+class VLAPruner(TokenPruner):
+    """Per-episode state: a deque of the last `window` action-attention vectors `[B, num_cams * 256]`."""
+
+    stage = "in_llm"
+    signals = frozenset({"attention_to_visual", "visual_embeds", "expert_attention"})
+    levels = "dual"  # "dual", "prefill_only", "action_only", "score_fusion"
+
+    def __init__(self, config: VLAPrunerConfig):
+        super().__init__(config)
+        self.history: deque[Tensor] = deque(maxlen=config.window)
+        self._diagnostics: dict = {}
+
+    @property
+    def uses_history(self) -> bool:
+        return self.levels != "prefill_only"
+
+    def reset(self) -> None:
+        self.history.clear()
+        self._diagnostics = {}
+
+    def expert_layers(self, view: PruningView) -> list[int]:
+        if not self.uses_history:
+            return []
+        return list(self.config.action_layers) or list(range(view.vlm_depth // 2, view.vlm_depth))
+
+    def smoothed_action_scores(self, view: PruningView) -> Tensor:
+        """`[B, M]` Ŝ_act from the stored vectors, in the view's visual columns."""
+        weights = temporal_weights(len(self.history), self.config.gamma, self.config.weighting)
+        smoothed = sum(w * h for w, h in zip(weights, self.history, strict=True))
+        return smoothed[:, view.visual_index]
+
+    def select(self, view: PruningView) -> TokenSelection | None:
+        batch = view.visual_valid.shape[0]
+        if self.history and self.history[0].shape[0] != batch:
+            self.history.clear()
+        warm = not self.uses_history or len(self.history) == self.config.window
+        self._diagnostics = {"warm": warm, "history_length": len(self.history)}
+        if not warm:
+            return None
+        ratio, valid = self.config.keep_ratio, view.visual_valid
+        budget, bound = view.budget(ratio), view.budget_bound(ratio)
+        if self.levels == "action_only":
+            return top_k(self.smoothed_action_scores(view), valid, budget, bound)
+        semantic = view.signals.attention_to_visual(SEMANTIC_QUERIES[self.config.semantic])
+        if self.levels == "prefill_only":
+            return top_k(semantic, valid, budget, bound)
+        action = self.smoothed_action_scores(view)
+        if self.levels == "score_fusion":
+            alpha = self.config.alpha
+            return top_k(
+                alpha * min_max(semantic, valid) + (1 - alpha) * min_max(action, valid), valid, budget, bound
+            )
+        return self.dual_level(view, semantic, action, budget, bound)
+
+    def dual_level(self, view: PruningView, semantic: Tensor, action: Tensor, budget: Tensor, bound: int):
+        """Union of the two top-M~ sets, then max-min diversity on layer-0 embeddings inside the union."""
+        num_visual = view.num_visual
+        union = top_k(semantic, view.visual_valid, budget, bound).keep_mask(num_visual)
+        union |= top_k(action, view.visual_valid, budget, bound).keep_mask(num_visual)
+        union_size = union.sum(1)
+        self._diagnostics["union_size"] = union_size
+        self._diagnostics["diversity_filtered"] = union_size > budget
+        picks = max_min_diversity(view.signals.visual_embeds(), union, budget, bound)
+        return indices_to_selection(picks, budget, num_visual)
+
+    def observe(self, view: PruningView, selection: TokenSelection | None) -> None:
+        if view.expert_attention is None:
+            return
+        per_token = view.expert_attention.mean(dim=1)  # [B, M]
+        full = per_token.new_zeros(per_token.shape[0], view.full_visual)
+        self.history.append(full.index_copy(1, view.visual_index, per_token))
+
+    def diagnostics(self) -> dict:
+        return dict(self._diagnostics)
+
+
+@dataclass
+class VLAPrunerPrefillOnlyConfig(VLAPrunerConfig):
+    summary = "VLA-Pruner ablation: top-k of the prefill (semantic) attention only, no warm-up."
+
+
+@register_strategy("vla_pruner_prefill_only", VLAPrunerPrefillOnlyConfig)
+class VLAPrunerPrefillOnly(VLAPruner):
+    levels = "prefill_only"
+
+
+@dataclass
+class VLAPrunerActionOnlyConfig(VLAPrunerConfig):
+    summary = "VLA-Pruner ablation: top-k of the temporally smoothed action attention only."
+
+
+@register_strategy("vla_pruner_action_only", VLAPrunerActionOnlyConfig)
+class VLAPrunerActionOnly(VLAPruner):
+    levels = "action_only"
+
+
+@dataclass
+class VLAPrunerFusionConfig(VLAPrunerConfig):
+    """Args:
+    alpha: weight of the min-max normalised semantic score ([DECISION] 0.5, §2.6).
+    """
+
+    alpha: float = 0.5
+    summary = "VLA-Pruner ablation: top-k of alpha*semantic + (1-alpha)*action (min-max normalised)."
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range("pruning.alpha", self.alpha, 0.0, 1.0, low_open=False)
+
+
+@register_strategy("vla_pruner_fusion", VLAPrunerFusionConfig)
+class VLAPrunerFusion(VLAPruner):
+    levels = "score_fusion"

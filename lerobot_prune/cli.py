@@ -1,4 +1,4 @@
-"""`lerobot-prune`: list | init-tiny | convert | bench | report.
+"""`lerobot-prune`: list | init-tiny | convert | calibrate | bench | report.
 
 Arguments use LeRobot's draccus syntax, e.g.
 `lerobot-prune convert --base=lerobot/pi0_libero_finetuned --out=outputs/pi0_fastv25 --pruning.type=fastv --pruning.keep_ratio=0.25`.
@@ -66,6 +66,13 @@ def cmd_convert(argv: list[str]) -> None:
     print(f"pruned_pi0 checkpoint ({args.pruning.type}): {out}")
 
 
+def cmd_calibrate(argv: list[str]) -> None:
+    """Computes TIES's τ statistics for a checkpoint and saves them next to it."""
+    from .calibrate import CalibrateArgs, calibrate
+
+    calibrate(draccus.parse(CalibrateArgs, args=argv))
+
+
 def cmd_bench(argv: list[str]) -> None:
     from .bench import BenchArgs, run_bench
 
@@ -90,8 +97,8 @@ def cmd_report(argv: list[str]) -> None:
     print(format_table(summaries, extra={"success %": success}))
 
 
-COMMANDS = {"list": cmd_list, "init-tiny": cmd_init_tiny, "convert": cmd_convert, "bench": cmd_bench,
-            "report": cmd_report}  # fmt: skip
+COMMANDS = {"list": cmd_list, "init-tiny": cmd_init_tiny, "convert": cmd_convert, "calibrate": cmd_calibrate,
+            "bench": cmd_bench, "report": cmd_report}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

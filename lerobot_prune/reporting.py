@@ -31,7 +31,8 @@ def register_report(report: PruningReport, config: PruningConfig) -> None:
 def write_reports() -> list[Path]:
     written = []
     for report, config in _REPORTS:
-        from_cli = Path(sys.argv[0]).name.startswith("lerobot")
+        name = Path(sys.argv[0]).name
+        from_cli = name.startswith("lerobot") and name != "lerobot-prune"
         if not report.calls or (config.report_dir is None and not from_cli):
             continue
         directory = config.report_dir or output_dir_from_argv(sys.argv) or newest_eval_dir(Path("outputs"))

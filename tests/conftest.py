@@ -88,3 +88,34 @@ def tiny_base_checkpoint(tmp_path_factory):
     from lerobot_prune.tiny import init_tiny_pi0
 
     return init_tiny_pi0(tmp_path_factory.mktemp("tiny") / "pi0_base", empty_cameras=1)
+
+
+# Settings under which every strategy prunes from its second call on (the gate and warm-ups have their
+# own tests); the tiny backbone has 4 layers, so DTP's layers are moved inside it.
+ACTIVE = {
+    "random": {"keep_ratio": 0.3},
+    "fastv": {"keep_ratio": 0.25},
+    "vla_pruner": {"window": 1, "keep_ratio": 0.25},
+    "vla_pruner_action_only": {"window": 1},
+    "vla_pruner_fusion": {"window": 1},
+    "adp": {"gate": False},
+    "dtp": {"layers": [1, 2], "tau": 0.3},
+}
+TIES_STATS = {
+    "version": 1,
+    "layer": 2,
+    "keep_ratio": 0.219,
+    "tau_median": 0.0,
+    "tau_p5": -0.1,
+    "tau_p95": 0.1,
+}
+
+
+def make_active(strategy: str, num_cameras: int = 3, seed: int = 0, **overrides) -> PrunedPI0Policy:
+    """A tiny pruned π0 whose strategy prunes (TIES gets in-memory calibration statistics)."""
+    policy = make_pruned(
+        strategy, num_cameras=num_cameras, seed=seed, **{**ACTIVE.get(strategy, {}), **overrides}
+    )
+    if strategy == "ties":
+        policy.model.pruner.load_calibration({**TIES_STATS, "keep_ratio": policy.config.pruning.keep_ratio})
+    return policy

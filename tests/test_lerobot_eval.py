@@ -7,8 +7,26 @@ import subprocess
 
 import pytest
 
-from lerobot_prune import make_pruning_config
+from lerobot_prune import list_strategies, make_pruning_config
 from lerobot_prune.convert import convert
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
+# PushT's state is the 2-D agent position; the tiny backbone has 4 layers.
+SETTINGS = {"fastv": {"keep_ratio": 0.25}, "adp": {"eef_slice": [0, 2]}, "dtp": {"layers": [1, 2]}}
+DIAGNOSTICS = {"vla_pruner": "union_size", "ties": "trust_weight", "adp": "gate_state", "dtp": "distracting"}
+
+
+def _eval(ckpt, out, cwd, episode_length=20):
+    result = subprocess.run(
+        [shutil.which("lerobot-eval"), f"--policy.path={ckpt}", "--env.type=pusht", f"--env.episode_length={episode_length}",
+         "--eval.n_episodes=2", "--eval.batch_size=2", "--eval.use_async_envs=false", "--policy.device=cpu",
+         f"--output_dir={out}"],
+        capture_output=True, text=True, env=ENV, timeout=600, cwd=cwd,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((out / "eval_info.json").read_text()), json.loads(
+        (out / "pruning_report.json").read_text()
+    )
 
 
 @pytest.mark.sim
@@ -19,21 +37,37 @@ def test_lerobot_eval_pusht_writes_eval_info_and_pruning_report(
     tiny_base_checkpoint, tmp_path, strategy, kwargs, kept
 ):
     ckpt = convert(tiny_base_checkpoint, tmp_path / "ckpt", make_pruning_config(strategy, **kwargs))
-    out = tmp_path / "eval"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    result = subprocess.run(
-        [shutil.which("lerobot-eval"), f"--policy.path={ckpt}", "--env.type=pusht", "--env.episode_length=20",
-         "--eval.n_episodes=2", "--eval.batch_size=2", "--eval.use_async_envs=false", "--policy.device=cpu",
-         f"--output_dir={out}"],
-        capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    info = json.loads((out / "eval_info.json").read_text())
+    info, report = _eval(ckpt, tmp_path / "eval", tmp_path)
     assert info["overall"]["n_episodes"] == 2
-    report = json.loads((out / "pruning_report.json").read_text())
     assert report["summary"]["strategy"] == strategy and report["summary"]["calls"] == 2
     # PushT has one camera; init-tiny added one padded camera that is never kept.
     for call in report["calls"]:
         assert call["kept_visual_per_camera"] == [[kept, 0], [kept, 0]]
     assert [e["episode"] for e in report["episodes"]] == [0, 1]
     assert report["summary"]["flop_ratio"] < 1.0
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("strategy", [s for s in list_strategies() if s not in ("none", "compact")])
+def test_every_strategy_runs_in_lerobot_eval_and_reports_diagnostics(
+    tiny_base_checkpoint, tmp_path, strategy
+):
+    ckpt = convert(
+        tiny_base_checkpoint, tmp_path / "ckpt", make_pruning_config(strategy, **SETTINGS.get(strategy, {}))
+    )
+    if strategy == "ties":
+        calibrate = [shutil.which("lerobot-prune"), "calibrate", f"--policy_path={ckpt}", "--env_type=pusht",
+                     "--episode_length=20", "--frames=4"]  # fmt: skip
+        done = subprocess.run(calibrate, capture_output=True, text=True, env=ENV, timeout=600, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert json.loads((ckpt / "ties_calibration.json").read_text())["frames"] == 4
+    info, report = _eval(ckpt, tmp_path / "eval", tmp_path, episode_length=50)
+    assert info["overall"]["n_episodes"] == 2 and report["summary"]["calls"] == 5
+    pruned_calls = [
+        c for c in report["calls"] if c["flop_ratio"] < 1.0 or c["kept_visual_per_camera"][0][0] < 256
+    ]
+    if strategy not in ("adp", "dtp"):  # the gate and DTP's rule may keep everything on random weights
+        assert pruned_calls, f"{strategy} never pruned in 5 calls"
+    if strategy in DIAGNOSTICS:
+        assert all(DIAGNOSTICS[strategy] in c["diagnostics"] for c in report["calls"][-2:])
+        assert DIAGNOSTICS[strategy] in report["summary"]["diagnostics_mean"]

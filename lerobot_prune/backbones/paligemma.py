@@ -30,6 +30,7 @@ from transformers.models.gemma.modeling_gemma import repeat_kv, rotate_half
 from ..metrics import CallTrace, LayerDims
 from ..selection import TokenSelection
 from ..strategies.base import AttentionQuery, PruningView, SignalSource, TokenPruner
+from ..strategies.none import NoPruningConfig
 from .arch import backbone_sizes
 
 logger = logging.getLogger(__name__)
@@ -319,6 +320,7 @@ class PrunedPI0Pytorch(PI0Pytorch):
         self.pruner = pruner
         self.last_trace: CallTrace | None = None
         self.last_view: PruningView | None = None
+        self.last_selection: TokenSelection | None = None
         self.call_index = 0
         self.fallback_count = 0
 
@@ -359,6 +361,7 @@ class PrunedPI0Pytorch(PI0Pytorch):
         pruner = self.pruner
         if pruner is None or pruner.is_noop():
             self.last_trace = self._full_vision_trace(img_masks, lang_masks, num_steps)
+            self.last_selection = None
             self.call_index += 1
             return super().sample_actions(
                 images, img_masks, lang_tokens, lang_masks, state, noise=noise, num_steps=num_steps, **kwargs
@@ -395,7 +398,7 @@ class PrunedPI0Pytorch(PI0Pytorch):
         view.expert_attention = run.capture.result() if run.capture is not None else view.expert_attention
         view.extras["actions"] = actions
         pruner.observe(view, selection)
-        self.last_view = view
+        self.last_view, self.last_selection = view, selection
         self.last_trace = CallTrace(
             kept_per_camera=_count_per_camera(
                 view.camera_ids, selection, view.num_cameras, view.visual_valid
@@ -414,6 +417,20 @@ class PrunedPI0Pytorch(PI0Pytorch):
         )
         self.call_index += 1
         return actions
+
+    @torch.no_grad()
+    def visual_attention_columns(self, images, img_masks, lang_tokens, lang_masks) -> tuple[Tensor, Tensor]:
+        """Unpruned prefill; returns (`[B, depth, M]` attention onto each visual key at every VLM layer,
+        mean over heads and valid prefix rows; `[B, M]` valid). TIES calibration uses it."""
+        probe = _AllLayersProbe(NoPruningConfig())
+        prefix, suffix_offset, visual_index = self.embed_for_pruning(
+            images, img_masks, lang_tokens, lang_masks, probe
+        )
+        view = self.make_view(prefix, visual_index, len(images), probe)
+        probe.prepare(view)
+        self.prefill(prefix, suffix_offset, view, probe)
+        columns = [view.signals.attention_to_visual("all", layer=layer) for layer in range(view.vlm_depth)]
+        return torch.stack(columns, dim=1), view.visual_valid
 
     def embed_for_pruning(
         self, images, img_masks, lang_tokens, lang_masks, pruner
@@ -459,7 +476,10 @@ class PrunedPI0Pytorch(PI0Pytorch):
         signals: PaliGemmaSignals = view.signals
         layers = self.language_model.layers
         kv = PrefixKV(len(layers))
-        signals.kv = kv
+        if forced is None:
+            signals.kv = kv
+        else:
+            signals.wanted = set()  # signals keep describing the first pass
         if forced is not None:
             K = 0
         elif pruner.stage == "mask_all_layers":
@@ -612,6 +632,18 @@ class _DenoiseRun:
                 velocity = self.model.denoise_with_prefix(self.state, kv, x_t, timestep)
         self.step += 1
         return velocity
+
+
+class _AllLayersProbe(TokenPruner):
+    """Runs the prefix unpruned and records every layer's input (for attention at all layers)."""
+
+    stage = "mask_all_layers"
+
+    def prepare(self, view: PruningView) -> None:
+        view.signals.capture_layers(range(view.vlm_depth))
+
+    def select(self, view: PruningView) -> None:
+        return None
 
 
 def img_masks_to_valid(img_masks: list[Tensor], tokens_per_camera: int) -> Tensor:

@@ -203,10 +203,13 @@ class TIESPruner(TokenPruner):
             self._similarity = (cosine * valid).sum(1) / valid.sum(1).clamp(min=1)
             self._anchoring = self._similarity < self.config.similarity_threshold
         self._any_anchor = bool(self._anchoring.any())
+        self._all_anchor = self._any_anchor and bool(self._anchoring.all())
         if self._any_anchor:
             view.signals.capture_layers(range(view.vlm_depth))
 
-    def select(self, view: PruningView) -> TokenSelection:
+    def select(self, view: PruningView) -> TokenSelection | None:
+        if self._all_anchor:
+            return None
         valid, ratio = view.visual_valid, self.config.keep_ratio
         scores = view.signals.attention_to_visual("all")
         order = ranked(scores, valid)

@@ -86,3 +86,66 @@ def test_fastv_with_an_empty_prompt_says_so():
     policy = make_pruned("fastv", num_cameras=1, keep_ratio=0.5, compact=True)
     with pytest.raises(ValueError, match="'last_text' needs a language token in every sample"):
         policy.model.sample_actions(**model_inputs(1, 1, prompt_lengths=[0]))
+
+
+@pytest.mark.parametrize(
+    "strategy,fields,message",
+    [
+        ("dtp", {"tau": -0.5}, "pruning.tau=-0.5 must be > 0"),
+        ("vla_pruner", {"gamma": 1.5}, r"pruning.gamma=1.5 is outside \(0.0, 1.0\]"),
+        ("vla_pruner", {"gamma": 0.0}, "pruning.gamma=0.0 is outside"),
+        ("vla_pruner", {"window": 0}, "pruning.window=0 must be >= 1"),
+        ("vla_pruner", {"weighting": "newest"}, "pruning.weighting='newest' is not valid; choose one of"),
+        ("ties", {"trust": "medium"}, "pruning.trust='medium' is not valid"),
+        ("adp", {"split": [-1.0, 1.0]}, "must be >= 0"),
+        ("adp", {"decision": "median"}, "decision='median' is not valid"),
+        ("dtp", {"region_ratio": 0.0}, r"pruning.region_ratio=0.0 is outside \(0.0, 1.0\]"),
+    ],
+)
+def test_bad_strategy_values_name_the_field(strategy, fields, message):
+    with pytest.raises(ValueError, match=message):
+        make_pruning_config(strategy, **fields)
+
+
+@pytest.mark.parametrize(
+    "strategy,fields,message",
+    [
+        ("dtp", {"layers": [1, 7]}, r"pruning.layers=\[1, 7\] has layers \[7\] outside \[0, 3\]"),
+        ("vla_pruner", {"action_layers": [9]}, "pruning.action_layers"),
+        ("sparsevlm", {"layer": 4}, r"pruning.layer=4 is outside \[1, 3\]"),
+        ("ties_middle", {"layer": 0}, r"pruning.layer=0 is outside \[1, 3\]"),
+    ],
+)
+def test_layers_outside_the_model_fail_when_the_config_is_built(strategy, fields, message):
+    with pytest.raises(ValueError, match=message):
+        PrunedPI0Config(
+            pruning=make_pruning_config(strategy, **fields), arch_override=dict(TINY_ARCH), **config_kwargs(2)
+        )
+
+
+@pytest.mark.parametrize(
+    "fields,message",
+    [
+        ({"split": [0.2, 0.3, 0.5]}, r"split=\[0.2, 0.3, 0.5\] has 3 weights for 2 cameras"),
+        (
+            {"camera_weights": {"observation.images.front": 1.0}},
+            r"names \['observation.images.front'\] are not cameras",
+        ),
+        (
+            {"camera_weights": {"observation.images.cam0": 1.0}},
+            r"lacks cameras \['observation.images.cam1'\]",
+        ),
+    ],
+)
+def test_quota_weights_that_do_not_match_the_cameras(fields, message):
+    with pytest.raises(ValueError, match=message):
+        make_pruned("adp", num_cameras=2, gate=False, **fields)
+
+
+def test_calibrate_needs_one_frame_source(tmp_path):
+    from lerobot_prune.calibrate import CalibrateArgs, calibrate
+
+    with pytest.raises(ValueError, match="exactly one frame source"):
+        calibrate(CalibrateArgs(policy_path=str(tmp_path)))
+    with pytest.raises(ValueError, match="is not a checkpoint folder"):
+        calibrate(CalibrateArgs(policy_path=str(tmp_path / "absent"), env_type="pusht"))

@@ -222,3 +222,18 @@ def test_suppress_corners():
     assert torch.equal(out[:, others], scores[:, others])
     assert out[1, 0].item() == -2.0
     assert not torch.equal(out, scores)
+
+
+def test_max_min_diversity_has_no_host_sync_or_graph_break():
+    """fullgraph capture fails on `.item()`, `.tolist()`, `nonzero()` or tensor-dependent Python control flow."""
+    import torch._dynamo
+
+    from lerobot_prune.ops import max_min_diversity
+
+    torch._dynamo.reset()
+    compiled = torch.compile(max_min_diversity, backend="eager", fullgraph=True)
+    features = torch.randn(2, 40, 8, generator=torch.Generator().manual_seed(0))
+    valid = torch.ones(2, 40, dtype=torch.bool)
+    valid[1, 30:] = False
+    count = torch.tensor([10, 7])
+    assert torch.equal(compiled(features, valid, count, 10), max_min_diversity(features, valid, count, 10))

@@ -1,8 +1,14 @@
 """`lerobot-prune bench`: per-call latency of strategies side by side in one process, with FLOP ratios.
 
 Method: one random-weight π0 (tiny, or full Gemma-2B/300M + SigLIP-So400m), fixed inputs and noise;
-every (strategy, keep ratio) runs `warmup` untimed calls then `iters` timed calls of `sample_actions`,
-CUDA-synchronised on GPU. Reports median and p95, the time ratio to `none` and the FLOP ratio.
+every (strategy, keep ratio) runs `warmup` untimed calls (plus the strategy's own warm-up, e.g.
+VLA-Pruner's window) then `iters` timed calls of `sample_actions` without a reset in between (temporal
+strategies keep their state, as within an episode), CUDA-synchronised on GPU. Reports median and p95,
+the time ratio to `none` and the FLOP ratio. A second pass of `iters` calls with the strategy clock on
+(`StrategyClock`: prepare/select/observe and the expert-attention hooks, each CUDA-synchronised) gives
+the strategy's own overhead as a share of that pass's median call latency.
+Bench-only settings: TIES uses synthetic calibration statistics, ADP runs with its gate off (static),
+DTP on the tiny backbone uses layers [1, 2].
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ import torch
 
 from .backbones.arch import TINY_ARCH
 from .metrics import _percentile
-from .registry import build_pruner, make_pruning_config
+from .registry import build_pruner, list_strategies, make_pruning_config
+
+SYNTHETIC_TIES_STATS = {"version": 1, "tau_median": 0.0, "tau_p5": -0.1, "tau_p95": 0.1}
 
 
 @dataclass
@@ -33,7 +41,7 @@ class BenchArgs:
     num_steps: int = 10
     warmup: int = 2
     iters: int = 10
-    strategies: list[str] = field(default_factory=lambda: ["none", "compact", "fastv"])
+    strategies: list[str] = field(default_factory=lambda: list(list_strategies()))
     keep_ratios: list[float] = field(default_factory=lambda: [0.5, 0.25, 0.125])
     out: str = "outputs/bench/bench.json"
 
@@ -71,17 +79,42 @@ def _inputs(args: BenchArgs, config):
 
 def _time(model, inputs, args: BenchArgs) -> list[float]:
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
-    for _ in range(args.warmup):
+    model.reset_pruning()
+    for _ in range(args.warmup + getattr(model.pruner.config, "window", 0)):
         model.sample_actions(**inputs)
     sync()
     times = []
     for _ in range(args.iters):
-        model.reset_pruning()
         start = time.perf_counter()
         model.sample_actions(**inputs)
         sync()
         times.append((time.perf_counter() - start) * 1e3)
     return times
+
+
+def _time_one(model, inputs, args: BenchArgs) -> list[float]:
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    model.sample_actions(**inputs)
+    sync()
+    return [(time.perf_counter() - start) * 1e3]
+
+
+def _bench_pruner(name: str, ratio: float, args: BenchArgs, model):
+    fields = {"keep_ratio": ratio} if ratio < 1.0 else {}
+    if name == "adp":
+        fields["gate"] = False
+    if name == "dtp" and args.size == "tiny":
+        fields["layers"] = [1, 2]
+    config = make_pruning_config(name, **fields)
+    config.validate_for_model(len(model.language_model.layers))
+    pruner = build_pruner(config)
+    if name == "ties":
+        pruner.load_calibration(
+            {**SYNTHETIC_TIES_STATS, "layer": config.layer, "keep_ratio": config.keep_ratio}
+        )
+    return pruner
 
 
 def run_bench(args: BenchArgs) -> dict:
@@ -92,15 +125,22 @@ def run_bench(args: BenchArgs) -> dict:
     for name in args.strategies:
         ratios = args.keep_ratios if "keep_ratio" in make_pruning_config(name).__dataclass_fields__ else [1.0]
         for ratio in ratios:
-            fields = {"keep_ratio": ratio} if ratio < 1.0 else {}
-            model.pruner = build_pruner(make_pruning_config(name, **fields))
+            model.pruner = _bench_pruner(name, ratio, args, model)
             times = _time(model, inputs, args)
+            model.strategy_clock.enabled = True
+            overhead, profiled = [], []
+            for _ in range(args.iters):
+                profiled.extend(_time_one(model, inputs, args))
+                overhead.append(model.strategy_clock.seconds * 1e3)
+            model.strategy_clock.enabled = False
             trace = model.last_trace
             prefix, denoise = trace.flops(vlm, expert)
             full = trace.flops(vlm, expert, [trace.full_length] * len(trace.prefix_lengths))
             runs.append({"strategy": name, "keep_ratio": ratio, "median_ms": statistics.median(times),
                          "p95_ms": _percentile(times, 95), "flop_ratio": (prefix + denoise) / sum(full),
-                         "kept_visual": int(trace.kept_per_camera.sum()), "prefix_lengths": trace.prefix_lengths})  # fmt: skip
+                         "kept_visual": int(trace.kept_per_camera.sum()), "prefix_lengths": trace.prefix_lengths,
+                         "strategy_ms": statistics.median(overhead),
+                         "overhead_share": statistics.median(overhead) / statistics.median(profiled)})  # fmt: skip
             print(f"{name} keep={ratio}: median {runs[-1]['median_ms']:.1f} ms", file=sys.stderr)
     baseline = next(r["median_ms"] for r in runs if r["strategy"] == "none")
     for r in runs:
@@ -109,13 +149,11 @@ def run_bench(args: BenchArgs) -> dict:
               "runs": runs}  # fmt: skip
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
-    header = f"{'strategy':<10}{'keep':>7}{'kept':>7}{'median ms':>11}{'p95 ms':>9}{'time ratio':>12}{'FLOP ratio':>12}"
-    print(header)
+    print(f"{'strategy':<24}{'keep':>7}{'kept':>7}{'median ms':>11}{'p95 ms':>9}{'time ratio':>12}"
+          f"{'FLOP ratio':>12}{'strategy share':>16}")  # fmt: skip
     for r in runs:
-        print(
-            f"{r['strategy']:<10}{r['keep_ratio']:>7}{r['kept_visual']:>7}{r['median_ms']:>11.1f}{r['p95_ms']:>9.1f}"
-            f"{r['time_ratio']:>12.2f}{r['flop_ratio']:>12.2f}"
-        )
+        print(f"{r['strategy']:<24}{r['keep_ratio']:>7}{r['kept_visual']:>7}{r['median_ms']:>11.1f}{r['p95_ms']:>9.1f}"
+              f"{r['time_ratio']:>12.2f}{r['flop_ratio']:>12.2f}{r['overhead_share']:>16.1%}")  # fmt: skip
     print(f"JSON: {args.out}")
     return result
 

@@ -28,6 +28,7 @@ from torch import Tensor
 from transformers.models.gemma.modeling_gemma import repeat_kv, rotate_half
 
 from ..metrics import CallTrace, LayerDims
+from ..profiling import StrategyClock
 from ..selection import TokenSelection
 from ..strategies.base import AttentionQuery, PruningView, SignalSource, TokenPruner
 from ..strategies.none import NoPruningConfig
@@ -291,7 +292,10 @@ class ExpertAttentionCapture:
         chunk = self.model.config.chunk_size
 
         def record(module, args, output):
-            weights = output[1]  # [B, H, S, L_l + S]
+            with self.model.strategy_clock.section(output[0].device):
+                accumulate(output[1])
+
+        def accumulate(weights: Tensor) -> None:  # [B, H, S, L_l + S]
             if weights is None:
                 raise RuntimeError(
                     "expert attention weights are missing: the expert must run eager attention."
@@ -323,6 +327,7 @@ class PrunedPI0Pytorch(PI0Pytorch):
         self.last_selection: TokenSelection | None = None
         self.call_index = 0
         self.fallback_count = 0
+        self.strategy_clock = StrategyClock()
 
     @property
     def language_model(self):
@@ -376,7 +381,10 @@ class PrunedPI0Pytorch(PI0Pytorch):
         prefix, suffix_offset, visual_index = self.embed_for_pruning(images, img_masks, lang_tokens, lang_masks,
                                                                      pruner)  # fmt: skip
         view = self.make_view(prefix, visual_index, len(images), pruner)
-        pruner.prepare(view)
+        clock = self.strategy_clock
+        clock.seconds = 0.0
+        with clock.section(state.device):
+            pruner.prepare(view)
         kv, selection, fell_back = self.prefill(prefix, suffix_offset, view, pruner)
         run = _DenoiseRun(self, state, kv, view, pruner.expert_layers(view), pruner.expert_steps)
         if pruner.stage == "mask_all_layers":
@@ -397,7 +405,8 @@ class PrunedPI0Pytorch(PI0Pytorch):
             reruns = 0
         view.expert_attention = run.capture.result() if run.capture is not None else view.expert_attention
         view.extras["actions"] = actions
-        pruner.observe(view, selection)
+        with clock.section(state.device):
+            pruner.observe(view, selection)
         self.last_view, self.last_selection = view, selection
         self.last_trace = CallTrace(
             kept_per_camera=_count_per_camera(
@@ -545,7 +554,8 @@ class PrunedPI0Pytorch(PI0Pytorch):
     def _run_strategy(self, pruner: TokenPruner, view: PruningView) -> tuple[TokenSelection | None, bool]:
         """Returns the strategy's selection and whether it failed and fell back to full vision."""
         try:
-            return pruner.select(view), False
+            with self.strategy_clock.section(view.visual_valid.device):
+                return pruner.select(view), False
         except Exception:
             if pruner.config.fallback == "raise":
                 raise

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class CalibrateArgs:
     """Args:
-    policy_path: A pruned_pi0 checkpoint folder (convert a π0 one first with `lerobot-prune convert`).
+    policy_path: A pruned checkpoint folder (convert a base one first with `lerobot-prune convert`).
     dataset_repo_id: LeRobot dataset id (with dataset_root: read locally).
     dataset_root: Local folder of that dataset.
     env_type: Instead of a dataset, roll the unpruned policy out in this LeRobot sim (e.g. pusht).
@@ -65,15 +65,20 @@ def calibrate(args: CalibrateArgs) -> Path:
         raise ValueError(f"--frames={args.frames} must be >= 2 (the paper uses 100).")
     if args.tau_items not in TAU_ITEMS:
         raise ValueError(f"--tau_items={args.tau_items!r} is not valid; choose one of {TAU_ITEMS}.")
-    from lerobot_policy_prune.pruned_pi0.modeling_pruned_pi0 import PrunedPI0Policy
+    from lerobot.policies.factory import get_policy_class
 
     config = PreTrainedConfig.from_pretrained(args.policy_path)
+    if not hasattr(config, "pruning"):
+        raise TypeError(
+            f"{args.policy_path} is a {config.type!r} checkpoint; calibrate a pruned one "
+            f"(lerobot-prune convert --base={args.policy_path} --out=<dir>)."
+        )
     config.device = args.device
     ties = config.pruning if isinstance(getattr(config, "pruning", None), TIESConfig) else TIESConfig()
     keep_ratio = args.keep_ratio if args.keep_ratio is not None else ties.keep_ratio
     layer = args.layer if args.layer is not None else ties.layer
     TIESConfig(keep_ratio=keep_ratio, layer=layer, tau_items=args.tau_items)  # validates
-    policy = PrunedPI0Policy.from_pretrained(args.policy_path, config=config)
+    policy = get_policy_class(config.type).from_pretrained(args.policy_path, config=config)
     policy.model.pruner = build_pruner(make_pruning_config("none"))  # calibration runs full vision
     from lerobot.policies.factory import make_pre_post_processors
 

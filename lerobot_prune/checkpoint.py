@@ -59,9 +59,10 @@ def weight_sizes(path: Path) -> dict[str, int]:
         for key in f.keys():  # noqa: SIM118  (safe_open has no __iter__)
             if m := re.search(r"paligemma\.model\.language_model\.layers\.(\d+)\.", key):
                 layers.add(int(m.group(1)))
-            if key.endswith("paligemma.model.language_model.layers.0.input_layernorm.weight"):
+            # mlp.down_proj is [width, mlp]; the norms differ between π0 (RMS) and π0.5 (adaRMS).
+            if key.endswith("paligemma.model.language_model.layers.0.mlp.down_proj.weight"):
                 sizes["vlm width"] = f.get_slice(key).get_shape()[0]
-            elif key.endswith("gemma_expert.model.layers.0.input_layernorm.weight"):
+            elif key.endswith("gemma_expert.model.layers.0.mlp.down_proj.weight"):
                 sizes["expert width"] = f.get_slice(key).get_shape()[0]
             elif key.endswith("vision_tower.vision_model.embeddings.patch_embedding.weight"):
                 sizes["vision width"] = f.get_slice(key).get_shape()[0]
@@ -73,7 +74,7 @@ def weight_sizes(path: Path) -> dict[str, int]:
 def check_architecture(path: Path, config) -> None:
     found, expected = weight_sizes(path), expected_sizes(config)
     if not found:
-        raise ValueError(f"{path} holds no π0 weights (no PaliGemma layers found).")
+        raise ValueError(f"{path} holds no π0/π0.5 weights (no PaliGemma layers found).")
     diff = {k: (found.get(k), v) for k, v in expected.items() if found.get(k) != v}
     if diff:
         detail = ", ".join(f"{k}: {w} in the weights vs {c} in the config" for k, (w, c) in diff.items())

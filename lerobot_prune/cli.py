@@ -21,7 +21,8 @@ from .strategies.none import NoPruningConfig
 
 @dataclass
 class InitTinyArgs:
-    out: str  # folder of the tiny random π0 (type `pi0`) checkpoint
+    out: str  # folder of the tiny random checkpoint (type `pi0` or `pi05`, not yet pruned)
+    policy_type: str = "pi0"  # pi0 | pi05
     empty_cameras: int = 0  # padded cameras added to PushT's one camera (shows `compact`)
     chunk_size: int = 10
     n_action_steps: int = 10
@@ -30,8 +31,8 @@ class InitTinyArgs:
 
 @dataclass
 class ConvertArgs:
-    base: str  # π0 checkpoint folder or Hub id (e.g. lerobot/pi0_libero_finetuned)
-    out: str  # folder of the pruned_pi0 checkpoint
+    base: str  # π0 / π0.5 checkpoint folder or Hub id (e.g. lerobot/pi0_libero_finetuned)
+    out: str  # folder of the pruned checkpoint (type pruned_<base type>)
     pruning: PruningConfig = field(default_factory=NoPruningConfig)
     tokenizer: str | None = None  # local tokenizer folder to use instead of the Hub PaliGemma tokenizer
 
@@ -50,12 +51,12 @@ def cmd_list(argv: list[str]) -> None:
 
 
 def cmd_init_tiny(argv: list[str]) -> None:
-    from .tiny import init_tiny_pi0
+    from .tiny import init_tiny
 
     args = draccus.parse(InitTinyArgs, args=argv)
-    out = init_tiny_pi0(args.out, empty_cameras=args.empty_cameras, chunk_size=args.chunk_size,
-                        n_action_steps=args.n_action_steps, seed=args.seed)  # fmt: skip
-    print(f"tiny pi0 checkpoint: {out}")
+    out = init_tiny(args.out, policy_type=args.policy_type, empty_cameras=args.empty_cameras,
+                    chunk_size=args.chunk_size, n_action_steps=args.n_action_steps, seed=args.seed)  # fmt: skip
+    print(f"tiny {args.policy_type} checkpoint: {out}")
 
 
 def cmd_convert(argv: list[str]) -> None:
@@ -63,7 +64,7 @@ def cmd_convert(argv: list[str]) -> None:
 
     args = draccus.parse(ConvertArgs, args=argv)
     out = convert(args.base, args.out, args.pruning, tokenizer=args.tokenizer)
-    print(f"pruned_pi0 checkpoint ({args.pruning.type}): {out}")
+    print(f"pruned checkpoint ({args.pruning.type}): {out}")
 
 
 def cmd_calibrate(argv: list[str]) -> None:

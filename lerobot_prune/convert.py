@@ -1,4 +1,4 @@
-"""`lerobot-prune convert`: a π0 checkpoint -> a `type: pruned_pi0` checkpoint folder.
+"""`lerobot-prune convert`: a π0 / π0.5 checkpoint -> a `type: pruned_pi0` / `pruned_pi05` checkpoint folder.
 
 The base config is carried over field by field (only `type` changes and `pruning` is added), the weights
 are linked or copied unchanged, and both processor pipelines are copied, so every LeRobot command can
@@ -21,7 +21,12 @@ from .config import PruningConfig
 from .tiny import ARCH_SIDECAR
 
 logger = logging.getLogger(__name__)
-BASE_TYPES = {"pi0": "pruned_pi0", "pruned_pi0": "pruned_pi0"}
+BASE_TYPES = {
+    "pi0": "pruned_pi0",
+    "pruned_pi0": "pruned_pi0",
+    "pi05": "pruned_pi05",
+    "pruned_pi05": "pruned_pi05",
+}
 PROCESSOR_FILES = ("policy_preprocessor*", "policy_postprocessor*")
 
 

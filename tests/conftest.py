@@ -13,10 +13,15 @@ from lerobot.configs import FeatureType, PolicyFeature  # noqa: E402
 from lerobot.policies.pi0 import modeling_pi0  # noqa: E402
 from lerobot.policies.pi0.configuration_pi0 import PI0Config  # noqa: E402
 from lerobot.policies.pi0.modeling_pi0 import PI0Policy  # noqa: E402
+from lerobot.policies.pi05 import modeling_pi05  # noqa: E402
+from lerobot.policies.pi05.configuration_pi05 import PI05Config  # noqa: E402
+from lerobot.policies.pi05.modeling_pi05 import PI05Policy  # noqa: E402
 
 import lerobot_policy_prune  # noqa: E402, F401
 from lerobot_policy_prune.pruned_pi0.configuration_pruned_pi0 import PrunedPI0Config  # noqa: E402
 from lerobot_policy_prune.pruned_pi0.modeling_pruned_pi0 import PrunedPI0Policy  # noqa: E402
+from lerobot_policy_prune.pruned_pi05.configuration_pruned_pi05 import PrunedPI05Config  # noqa: E402
+from lerobot_policy_prune.pruned_pi05.modeling_pruned_pi05 import PrunedPI05Policy  # noqa: E402
 from lerobot_prune import make_pruning_config  # noqa: E402
 from lerobot_prune.backbones.arch import TINY_ARCH, backbone_sizes  # noqa: E402
 
@@ -34,30 +39,47 @@ def features(num_cameras: int):
     return inputs, {"action": PolicyFeature(FeatureType.ACTION, (2,))}
 
 
-def config_kwargs(num_cameras: int) -> dict:
+# family -> (pruned config, pruned policy, base config, base policy, upstream modeling module)
+FAMILIES = {
+    "pi0": (PrunedPI0Config, PrunedPI0Policy, PI0Config, PI0Policy, modeling_pi0),
+    "pi05": (PrunedPI05Config, PrunedPI05Policy, PI05Config, PI05Policy, modeling_pi05),
+}
+
+
+def config_kwargs(num_cameras: int, family: str = "pi0") -> dict:
     inputs, outputs = features(num_cameras)
-    return dict(input_features=inputs, output_features=outputs, chunk_size=CHUNK, n_action_steps=CHUNK,
-                num_inference_steps=3, device="cpu", push_to_hub=False)  # fmt: skip
+    kwargs = dict(input_features=inputs, output_features=outputs, chunk_size=CHUNK, n_action_steps=CHUNK,
+                  num_inference_steps=3, device="cpu", push_to_hub=False)  # fmt: skip
+    if family == "pi05":
+        kwargs["tokenizer_max_length"] = LANG_LEN
+    return kwargs
 
 
-def make_pruned(strategy: str = "none", num_cameras: int = 3, seed: int = 0, **pruning) -> PrunedPI0Policy:
-    config = PrunedPI0Config(
+def make_pruned(strategy: str = "none", num_cameras: int = 3, seed: int = 0, family: str = "pi0", **pruning):
+    """A tiny pruned policy of `family` ("pi0" or "pi05") with `strategy`."""
+    config_cls, policy_cls = FAMILIES[family][:2]
+    config = config_cls(
         pruning=make_pruning_config(strategy, **pruning),
         arch_override=dict(TINY_ARCH),
-        **config_kwargs(num_cameras),
+        **config_kwargs(num_cameras, family),
     )
     torch.manual_seed(seed)
-    return PrunedPI0Policy(config).eval()
+    return policy_cls(config).eval()
 
 
-def make_base(num_cameras: int = 3, seed: int = 0) -> PI0Policy:
+def make_base(num_cameras: int = 3, seed: int = 0, family: str = "pi0"):
+    """LeRobot's own policy of `family` at the tiny size (same seed -> same weights as `make_pruned`)."""
+    _, _, config_cls, policy_cls, module = FAMILIES[family]
     torch.manual_seed(seed)
-    with backbone_sizes(modeling_pi0, TINY_ARCH):
-        return PI0Policy(PI0Config(**config_kwargs(num_cameras))).eval()
+    with backbone_sizes(module, TINY_ARCH):
+        return policy_cls(config_cls(**config_kwargs(num_cameras, family))).eval()
 
 
-def model_inputs(batch: int, num_cameras: int, missing=(), prompt_lengths=None, seed: int = 1) -> dict:
-    """Arguments of `sample_actions`. `missing[b]` = cameras absent in sample b; prompts are right-padded."""
+def model_inputs(batch: int, num_cameras: int, missing=(), prompt_lengths=None, seed: int = 1,
+                 family: str = "pi0") -> dict:  # fmt: skip
+    """Arguments of `sample_actions`. `missing[b]` = cameras absent in sample b; prompts are right-padded.
+
+    π0.5 takes `tokens`/`masks` and no state (its state is part of the prompt)."""
     g = torch.Generator().manual_seed(seed)
     images = [torch.rand(batch, 3, 224, 224, generator=g) * 2 - 1 for _ in range(num_cameras)]
     img_masks = [torch.ones(batch, dtype=torch.bool) for _ in range(num_cameras)]
@@ -69,10 +91,12 @@ def model_inputs(batch: int, num_cameras: int, missing=(), prompt_lengths=None, 
     lang_tokens = torch.randint(4, TINY_ARCH["vocab_size"], (batch, LANG_LEN), generator=g)
     lang_masks = torch.arange(LANG_LEN)[None, :] < torch.tensor(prompt_lengths)[:, None]
     lang_tokens = lang_tokens.masked_fill(~lang_masks, 0)
-    return dict(
-        images=images, img_masks=img_masks, lang_tokens=lang_tokens, lang_masks=lang_masks,
-        state=torch.randn(batch, 32, generator=g), noise=torch.randn(batch, CHUNK, 32, generator=g),
-    )  # fmt: skip
+    state = torch.randn(batch, 32, generator=g)
+    noise = torch.randn(batch, CHUNK, 32, generator=g)
+    if family == "pi05":
+        return dict(images=images, img_masks=img_masks, tokens=lang_tokens, masks=lang_masks, noise=noise)
+    return dict(images=images, img_masks=img_masks, lang_tokens=lang_tokens, lang_masks=lang_masks,
+                state=state, noise=noise)  # fmt: skip
 
 
 def select_rows(inputs: dict, rows: list[int]) -> dict:
@@ -111,11 +135,10 @@ TIES_STATS = {
 }
 
 
-def make_active(strategy: str, num_cameras: int = 3, seed: int = 0, **overrides) -> PrunedPI0Policy:
-    """A tiny pruned π0 whose strategy prunes (TIES gets in-memory calibration statistics)."""
-    policy = make_pruned(
-        strategy, num_cameras=num_cameras, seed=seed, **{**ACTIVE.get(strategy, {}), **overrides}
-    )
+def make_active(strategy: str, num_cameras: int = 3, seed: int = 0, family: str = "pi0", **overrides):
+    """A tiny pruned policy whose strategy prunes (TIES gets in-memory calibration statistics)."""
+    settings = {**ACTIVE.get(strategy, {}), **overrides}
+    policy = make_pruned(strategy, num_cameras=num_cameras, seed=seed, family=family, **settings)
     if strategy == "ties":
         policy.model.pruner.load_calibration({**TIES_STATS, "keep_ratio": policy.config.pruning.keep_ratio})
     return policy

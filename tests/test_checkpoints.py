@@ -68,7 +68,7 @@ def test_weights_of_another_architecture_raise(tiny_base_checkpoint, tmp_path):
 def test_base_checkpoint_of_another_policy_type_raises(tmp_path):
     (tmp_path / "act").mkdir()
     (tmp_path / "act" / "config.json").write_text(json.dumps({"type": "act"}))
-    with pytest.raises(ValueError, match="'act' checkpoint; convert supports \\['pi0', 'pruned_pi0'\\]"):
+    with pytest.raises(ValueError, match="'act' checkpoint; convert supports \\['pi0', 'pi05', 'pruned_pi0'"):
         convert(tmp_path / "act", tmp_path / "out", make_pruning_config("none"))
     assert not (tmp_path / "out").exists()
 
@@ -81,3 +81,23 @@ def test_convert_with_local_tokenizer_rewrites_processor(tiny_base_checkpoint, t
     assert [s["config"]["tokenizer_name"] for s in steps if s["registry_name"] == "tokenizer_processor"] == [
         str(tok)
     ]
+
+
+def test_pi05_init_tiny_convert_load_reproduces_base(tmp_path):
+    from lerobot.policies.pi05 import modeling_pi05
+    from lerobot.policies.pi05.modeling_pi05 import PI05Policy
+
+    from lerobot_policy_prune.pruned_pi05.modeling_pruned_pi05 import PrunedPI05Policy
+    from lerobot_prune.tiny import init_tiny
+
+    base_dir = init_tiny(tmp_path / "pi05", policy_type="pi05", empty_cameras=1)
+    out = convert(base_dir, tmp_path / "pruned", make_pruning_config("none"))
+    assert json.loads((out / "config.json").read_text())["type"] == "pruned_pi05"
+    pruned = PrunedPI05Policy.from_pretrained(out)
+    with backbone_sizes(modeling_pi05, TINY_ARCH):
+        base = PI05Policy.from_pretrained(base_dir).eval()
+    inputs = model_inputs(1, 2, missing=[(1,)], family="pi05")
+    inputs["noise"] = torch.randn(1, 10, 32)
+    assert torch.equal(pruned.model.sample_actions(**inputs), base.model.sample_actions(**inputs))
+    with pytest.raises(TypeError, match="not pruned_pi0"):
+        PrunedPI0Policy.from_pretrained(out)

@@ -1,8 +1,8 @@
-"""The contract every registered strategy keeps (methods_spec §1.3, §10.3), on the tiny π0."""
+"""The contract every registered strategy keeps (methods_spec §1.3, §10.3), on every tiny backbone."""
 
 import pytest
 import torch
-from conftest import LANG_LEN, TOKENS_PER_CAMERA, make_active, model_inputs, select_rows
+from conftest import FAMILIES, LANG_LEN, TOKENS_PER_CAMERA, make_active, model_inputs, select_rows
 
 from lerobot_prune import list_strategies
 from lerobot_prune.selection import keep_budget
@@ -20,9 +20,10 @@ def _two_calls(policy, inputs):
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_selection_is_valid_sorted_unique_and_on_budget(strategy):
-    policy = make_active(strategy)
-    inputs = model_inputs(3, 3, missing=MISSING, prompt_lengths=PROMPTS)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_selection_is_valid_sorted_unique_and_on_budget(strategy, family):
+    policy = make_active(strategy, family=family)
+    inputs = model_inputs(3, 3, missing=MISSING, prompt_lengths=PROMPTS, family=family)
     _, selection = _two_calls(policy, inputs)
     assert selection is not None, f"{strategy} kept everything under its active settings"
     view = policy.model.last_view
@@ -43,9 +44,10 @@ def test_selection_is_valid_sorted_unique_and_on_budget(strategy):
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_language_tokens_are_never_removed(strategy):
-    policy = make_active(strategy, num_cameras=2)
-    inputs = model_inputs(1, 2, prompt_lengths=[9])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_language_tokens_are_never_removed(strategy, family):
+    policy = make_active(strategy, family=family, num_cameras=2)
+    inputs = model_inputs(1, 2, prompt_lengths=[9], family=family)
     _, selection = _two_calls(policy, inputs)
     lengths = policy.model.last_trace.prefix_lengths
     if policy.model.pruner.mode == "mask":
@@ -55,22 +57,24 @@ def test_language_tokens_are_never_removed(strategy):
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_deterministic_under_a_seed_and_reset_clears_state(strategy):
-    inputs = model_inputs(2, 3, missing=MISSING[:2], prompt_lengths=PROMPTS[:2])
-    policy = make_active(strategy)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_deterministic_under_a_seed_and_reset_clears_state(strategy, family):
+    inputs = model_inputs(2, 3, missing=MISSING[:2], prompt_lengths=PROMPTS[:2], family=family)
+    policy = make_active(strategy, family=family)
     first_episode = [policy.model.sample_actions(**inputs) for _ in range(3)]
     policy.reset()
     second_episode = [policy.model.sample_actions(**inputs) for _ in range(3)]
-    fresh = make_active(strategy)
+    fresh = make_active(strategy, family=family)
     fresh_episode = [fresh.model.sample_actions(**inputs) for _ in range(3)]
     for a, b, c in zip(first_episode, second_episode, fresh_episode, strict=True):
         assert torch.equal(a, b) and torch.equal(a, c)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_batch_equals_each_sample_alone(strategy):
-    policy = make_active(strategy)
-    inputs = model_inputs(3, 3, missing=MISSING, prompt_lengths=PROMPTS)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_batch_equals_each_sample_alone(strategy, family):
+    policy = make_active(strategy, family=family)
+    inputs = model_inputs(3, 3, missing=MISSING, prompt_lengths=PROMPTS, family=family)
     batched, _ = _two_calls(policy, inputs)
     batch_kept = policy.model.last_trace.kept_per_camera
     for row in range(3):

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import make_pruned, model_inputs, select_rows
+from conftest import FAMILIES, make_pruned, model_inputs
 
 MISSING = {1: [()], 2: [(1,)], 3: [(0,)]}
 
@@ -17,12 +17,13 @@ def _drop_vs_mask(policy, inputs):
     return dropped, masked, drop_lengths
 
 
+@pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("layer", [1, 2, 3])
 @pytest.mark.parametrize("keep_ratio", [0.5, 0.125])
 @pytest.mark.parametrize("num_cameras", [1, 2, 3])
-def test_in_llm_drop_equals_mask(layer, keep_ratio, num_cameras):
-    policy = make_pruned("fastv", num_cameras=num_cameras, keep_ratio=keep_ratio, layer=layer)
-    inputs = model_inputs(1, num_cameras, missing=MISSING[num_cameras], prompt_lengths=[9])
+def test_in_llm_drop_equals_mask(layer, keep_ratio, num_cameras, family):
+    policy = make_pruned("fastv", num_cameras=num_cameras, keep_ratio=keep_ratio, layer=layer, family=family)
+    inputs = model_inputs(1, num_cameras, missing=MISSING[num_cameras], prompt_lengths=[9], family=family)
     dropped, masked, lengths = _drop_vs_mask(policy, inputs)
     torch.testing.assert_close(dropped, masked, atol=1e-4, rtol=0)
     valid = 256 * (num_cameras - len(MISSING[num_cameras][0]))
@@ -31,20 +32,22 @@ def test_in_llm_drop_equals_mask(layer, keep_ratio, num_cameras):
     assert lengths[layer:] == [kept + 48] * (4 - layer)
 
 
-def test_pre_llm_drop_with_preserved_positions_equals_mask():
-    policy = make_pruned("random", num_cameras=2, keep_ratio=0.25, preserve_positions=True)
-    inputs = select_rows(model_inputs(2, 2, missing=[(), (0,)], prompt_lengths=[4, 30]), [0, 1])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_pre_llm_drop_with_preserved_positions_equals_mask(family):
+    policy = make_pruned("random", num_cameras=2, keep_ratio=0.25, preserve_positions=True, family=family)
+    inputs = model_inputs(2, 2, missing=[(), (0,)], prompt_lengths=[4, 30], family=family)
     dropped, masked, lengths = _drop_vs_mask(policy, inputs)
     torch.testing.assert_close(dropped, masked, atol=1e-4, rtol=0)
     assert lengths == [128 + 48] * 4
 
 
-def test_pruning_changes_actions():
+@pytest.mark.parametrize("family", FAMILIES)
+def test_pruning_changes_actions(family):
     """Guards the tests above against a pruning path that silently keeps everything."""
-    full = make_pruned("none", num_cameras=2)
-    pruned = make_pruned("fastv", num_cameras=2, keep_ratio=0.125)
+    full = make_pruned("none", num_cameras=2, family=family)
+    pruned = make_pruned("fastv", num_cameras=2, keep_ratio=0.125, family=family)
     pruned.load_state_dict(full.state_dict())
-    inputs = model_inputs(1, 2)
+    inputs = model_inputs(1, 2, family=family)
     assert not torch.allclose(
         full.model.sample_actions(**inputs), pruned.model.sample_actions(**inputs), atol=1e-4
     )

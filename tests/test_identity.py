@@ -1,8 +1,8 @@
-"""No-op strategies must leave LeRobot's π0 untouched (methods_spec §10.1)."""
+"""No-op strategies must leave LeRobot's π0 / π0.5 untouched (methods_spec §10.1)."""
 
 import pytest
 import torch
-from conftest import make_base, make_pruned, model_inputs
+from conftest import FAMILIES, make_base, make_pruned, model_inputs
 
 
 def _same_weights(pruned, base):
@@ -10,21 +10,23 @@ def _same_weights(pruned, base):
     return pruned
 
 
+@pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize(
     "strategy,kwargs", [("none", {}), ("fastv", {"keep_ratio": 1.0}), ("random", {"keep_ratio": 1.0})]
 )
-def test_noop_strategies_are_bit_identical_to_pi0(strategy, kwargs):
-    base = make_base()
-    pruned = _same_weights(make_pruned(strategy, **kwargs), base)
-    inputs = model_inputs(2, 3, missing=[(), (1,)], prompt_lengths=[7, 20])
+def test_noop_strategies_are_bit_identical_to_upstream(strategy, kwargs, family):
+    base = make_base(family=family)
+    pruned = _same_weights(make_pruned(strategy, family=family, **kwargs), base)
+    inputs = model_inputs(2, 3, missing=[(), (1,)], prompt_lengths=[7, 20], family=family)
     expected = base.model.sample_actions(**inputs)
     assert torch.equal(pruned.model.sample_actions(**inputs), expected)
 
 
-def test_compact_matches_pi0_with_missing_camera_and_short_prompt():
-    base = make_base()
-    pruned = _same_weights(make_pruned("compact"), base)
-    inputs = model_inputs(1, 3, missing=[(2,)], prompt_lengths=[5])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_compact_matches_upstream_with_missing_camera_and_short_prompt(family):
+    base = make_base(family=family)
+    pruned = _same_weights(make_pruned("compact", family=family), base)
+    inputs = model_inputs(1, 3, missing=[(2,)], prompt_lengths=[5], family=family)
     expected = base.model.sample_actions(**inputs)
     actions = pruned.model.sample_actions(**inputs)
     torch.testing.assert_close(actions, expected, atol=1e-5, rtol=1e-5)
@@ -33,9 +35,10 @@ def test_compact_matches_pi0_with_missing_camera_and_short_prompt():
     assert trace.kept_per_camera.tolist() == [[256, 256, 0]]
 
 
-def test_policy_level_none_matches_pi0_predict_action_chunk():
-    base = make_base()
-    pruned = _same_weights(make_pruned("none"), base)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_policy_level_none_matches_upstream_predict_action_chunk(family):
+    base = make_base(family=family)
+    pruned = _same_weights(make_pruned("none", family=family), base)
     g = torch.Generator().manual_seed(3)
     batch = {f"observation.images.cam{i}": torch.rand(1, 3, 224, 224, generator=g) for i in range(2)}
     batch |= {"observation.state": torch.randn(1, 2, generator=g),

@@ -71,3 +71,15 @@ def test_every_strategy_runs_in_lerobot_eval_and_reports_diagnostics(
     if strategy in DIAGNOSTICS:
         assert all(DIAGNOSTICS[strategy] in c["diagnostics"] for c in report["calls"][-2:])
         assert DIAGNOSTICS[strategy] in report["summary"]["diagnostics_mean"]
+
+
+@pytest.mark.sim
+def test_pruned_pi05_runs_in_lerobot_eval(tmp_path):
+    from lerobot_prune.tiny import init_tiny
+
+    base = init_tiny(tmp_path / "pi05", policy_type="pi05", empty_cameras=1)
+    ckpt = convert(base, tmp_path / "ckpt", make_pruning_config("fastv", keep_ratio=0.25, compact=True))
+    info, report = _eval(ckpt, tmp_path / "eval", tmp_path)
+    assert info["overall"]["n_episodes"] == 2
+    assert report["summary"]["strategy"] == "fastv"
+    assert all(call["kept_visual_per_camera"] == [[64, 0], [64, 0]] for call in report["calls"])

@@ -1,0 +1,140 @@
+"""What every `pruned_*` policy adds to its LeRobot base policy (π0, π0.5, SmolVLA).
+
+`PrunedPolicyMixin` goes before the upstream policy class (`class PrunedPI0Policy(PrunedPolicyMixin,
+PI0Policy)`). The subclass names its adapter model in `model_class`; the adapter takes
+`(config, rtc_processor=..., pruner=...)`, keeps the upstream state-dict keys and exposes `pruner`,
+`last_trace`, `layer_dims`, `backbone_info` and `reset_pruning()`.
+
+Modifications to the upstream policy:
+    * `self.model` is the adapter (base checkpoints load strictly);
+    * `reset()` also clears the strategy's per-episode state and closes an episode in the report;
+    * `select_action` / `predict_action_chunk` feed the state to the strategy, check camera names, time
+      the call and record it in `self.report`;
+    * `from_pretrained` raises when weights are missing or do not fit the architecture, instead of
+      returning a randomly initialised model.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from lerobot.configs import PreTrainedConfig
+from lerobot.policies.pretrained import PreTrainedPolicy
+from lerobot.utils.constants import OBS_IMAGES, OBS_STATE
+from safetensors.torch import load_file
+from torch import Tensor
+
+from lerobot_prune.checkpoint import check_architecture, resolve_weights
+from lerobot_prune.metrics import PruningReport
+from lerobot_prune.registry import build_pruner
+from lerobot_prune.reporting import register_report
+
+HUB_KWARGS = frozenset(
+    {"force_download", "resume_download", "proxies", "token", "cache_dir", "local_files_only", "revision"}
+)
+
+
+class PrunedPolicyMixin:
+    """Pruning on top of a LeRobot policy class (see the module docstring)."""
+
+    model_class: ClassVar[type]
+    base_type: ClassVar[str]  # the upstream policy type, e.g. "pi0"
+
+    def __init__(self, config, **kwargs):
+        PreTrainedPolicy.__init__(self, config)  # the upstream __init__ would build a second, unpruned model
+        config.validate_features()
+        config.pruning.validate_for_policy(config)
+        self.config = config
+        self.init_rtc_processor()
+        self.model = self.model_class(
+            config, rtc_processor=self.rtc_processor, pruner=build_pruner(config.pruning)
+        )
+        self.model.pruner.bind(config, None, self.model.backbone_info)
+        if getattr(config, "gradient_checkpointing", False):
+            self.model.gradient_checkpointing_enable()
+        self.model.to(config.device)
+        self.report = PruningReport(
+            strategy=config.pruning.type,
+            settings={k: v for k, v in asdict(config.pruning).items() if k != "fallback"},
+            camera_names=list(config.image_features),
+        )
+        register_report(self.report, config.pruning)
+        self.reset()
+
+    def reset(self):
+        super().reset()
+        if hasattr(self, "report"):
+            self.model.reset_pruning()
+            self.report.end_episode()
+
+    def actions_queued(self) -> bool:
+        """Whether `select_action` will pop a queued action instead of predicting a chunk."""
+        return len(self._action_queue) > 0
+
+    @torch.no_grad()
+    def select_action(self, batch: dict[str, Tensor], **kwargs) -> Tensor:
+        if OBS_STATE in batch and self.actions_queued():
+            self.model.pruner.observe_state(batch[OBS_STATE], new_chunk=False)
+        return super().select_action(batch, **kwargs)
+
+    @torch.no_grad()
+    def predict_action_chunk(self, batch: dict[str, Tensor], **kwargs) -> Tensor:
+        self._check_cameras(batch)
+        if OBS_STATE in batch:
+            self.model.pruner.observe_state(batch[OBS_STATE], new_chunk=True)
+        start = time.perf_counter()
+        actions = super().predict_action_chunk(batch, **kwargs)
+        if actions.is_cuda:
+            torch.cuda.synchronize(actions.device)
+        self.report.add_call(self.model.last_trace, time.perf_counter() - start, *self.model.layer_dims)
+        return actions
+
+    def _check_cameras(self, batch: dict[str, Tensor]) -> None:
+        known = list(self.config.image_features)
+        given = [k for k in batch if k.startswith(OBS_IMAGES) and not k.endswith("_is_pad")]
+        unknown = [k for k in given if k not in known]
+        missing = [k for k in known if k not in batch]
+        if unknown and (len(missing) == len(known) or len(unknown) <= len(missing)):
+            raise ValueError(
+                f"Camera(s) {unknown} are not cameras of this policy; its cameras are {known} "
+                f"({missing} missing from the batch). Map names with --rename_map, e.g. "
+                f'--rename_map=\'{{"{unknown[0]}": "{missing[0] if missing else known[0]}"}}\'.'
+            )
+
+    @classmethod
+    def from_pretrained(cls, pretrained_name_or_path: str | Path, *, config: PreTrainedConfig | None = None,
+                        strict: bool = True, **kwargs):  # fmt: skip
+        """Loads a checkpoint of this type; raises if its weights are absent or do not fit."""
+        hub_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in HUB_KWARGS}
+        if config is None:
+            config = PreTrainedConfig.from_pretrained(pretrained_name_or_path, **hub_kwargs)
+        if not isinstance(config, cls.config_class):
+            raise TypeError(
+                f"{pretrained_name_or_path} holds a {type(config).__name__} ({config.type!r}), not {cls.name}. "
+                f"Convert it first: lerobot-prune convert --base={pretrained_name_or_path} --out=<dir>."
+            )
+        weights = resolve_weights(pretrained_name_or_path, **hub_kwargs)
+        cls.check_weights(weights, config)
+        state_dict = load_file(str(weights))
+        policy = cls(config, **kwargs)
+        state_dict = policy.remap_state_dict(state_dict)
+        policy.load_state_dict(state_dict, strict=strict)
+        if Path(pretrained_name_or_path).is_dir():
+            policy.model.pruner.bind(config, Path(pretrained_name_or_path), policy.model.backbone_info)
+        policy.to(config.device)
+        policy.eval()
+        return policy
+
+    @staticmethod
+    def check_weights(weights: Path, config) -> None:
+        """Raises if the weights file does not fit `config`'s architecture (PaliGemma family here)."""
+        check_architecture(weights, config)
+
+    def remap_state_dict(self, state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Upstream checkpoint keys -> this module's keys (π0 family: openpi fixes and the `model.` prefix)."""
+        state_dict = self._fix_pytorch_state_dict_keys(state_dict, self.config)
+        return {k if k.startswith("model.") else f"model.{k}": v for k, v in state_dict.items()}

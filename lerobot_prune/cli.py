@@ -26,6 +26,7 @@ class InitTinyArgs:
     chunk_size: int = 10
     n_action_steps: int = 10
     seed: int = 0
+    env_type: str = "pusht"  # LeRobot sim whose features and stats the checkpoint gets: pusht|aloha|metaworld
 
 
 @dataclass
@@ -54,8 +55,8 @@ def cmd_init_tiny(argv: list[str]) -> None:
 
     args = draccus.parse(InitTinyArgs, args=argv)
     out = init_tiny_pi0(args.out, empty_cameras=args.empty_cameras, chunk_size=args.chunk_size,
-                        n_action_steps=args.n_action_steps, seed=args.seed)  # fmt: skip
-    print(f"tiny pi0 checkpoint: {out}")
+                        n_action_steps=args.n_action_steps, seed=args.seed, env_type=args.env_type)  # fmt: skip
+    print(f"tiny pi0 checkpoint ({args.env_type}): {out}")
 
 
 def cmd_convert(argv: list[str]) -> None:

@@ -2,7 +2,8 @@
 
 Offscreen rendering: `MUJOCO_GL=egl` unless the caller chose another backend (`osmesa` needs libOSMesa).
 Hub offline, one episode, one env. MetaWorld episodes are always 500 steps (LeRobot 0.6.1 hard-codes
-it), so its checkpoint predicts 100-step chunks: five policy calls; the rendering dominates its wall time.
+it), so its checkpoint predicts 100-step chunks: five policy calls. Rendering 2 frames per step dominates
+its wall time: about 4 min of CPU (9 min on 2 shared, busy cores).
 """
 
 import json
@@ -55,7 +56,7 @@ def run_lerobot_eval(ckpt: Path, sim: Sim, out: Path) -> tuple[dict, dict]:
     command = [shutil.which("lerobot-eval"), f"--policy.path={ckpt}", *sim.env_args, "--eval.n_episodes=1",
                "--eval.batch_size=1", "--eval.use_async_envs=false", "--policy.device=cpu",
                f"--output_dir={out / 'eval'}"]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, env=sim_env(), timeout=900, cwd=out)
+    result = subprocess.run(command, capture_output=True, text=True, env=sim_env(), timeout=1500, cwd=out)
     assert result.returncode == 0, result.stderr[-3000:]
     return (
         json.loads((out / "eval" / "eval_info.json").read_text()),

@@ -27,6 +27,7 @@ class InitTinyArgs:
     chunk_size: int = 10
     n_action_steps: int = 10
     seed: int = 0
+    env_type: str = "pusht"  # LeRobot sim whose features and stats the checkpoint gets: pusht|aloha|metaworld
 
 
 @dataclass
@@ -54,9 +55,10 @@ def cmd_init_tiny(argv: list[str]) -> None:
     from .tiny import init_tiny
 
     args = draccus.parse(InitTinyArgs, args=argv)
-    out = init_tiny(args.out, policy_type=args.policy_type, empty_cameras=args.empty_cameras,
-                    chunk_size=args.chunk_size, n_action_steps=args.n_action_steps, seed=args.seed)  # fmt: skip
-    print(f"tiny {args.policy_type} checkpoint: {out}")
+    out = init_tiny(args.out, policy_type=args.policy_type, env_type=args.env_type,
+                    empty_cameras=args.empty_cameras, chunk_size=args.chunk_size,
+                    n_action_steps=args.n_action_steps, seed=args.seed)  # fmt: skip
+    print(f"tiny {args.policy_type} checkpoint ({args.env_type}): {out}")
 
 
 def cmd_convert(argv: list[str]) -> None:

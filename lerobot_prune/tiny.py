@@ -18,6 +18,12 @@ _WORDS = (
     "put on a of with into from robot arm gripper grasp lift stack cup pour bottle can"
 ).split()
 
+# LeRobot sims a tiny checkpoint can be made for, with the (mean, std) of their state and action values:
+# ALOHA's 14 joint angles (rad) and gripper openings of both arms; MetaWorld's end-effector xyz (m) plus
+# gripper opening as state, delta-xyz plus grip effort in [-1, 1] as action.
+ENV_TYPES = ("pusht", "aloha", "metaworld")
+_STATE_ACTION_SCALES = {"aloha": ((0.0, 0.5), (0.0, 0.5)), "metaworld": ((0.3, 0.3), (0.0, 0.5))}
+
 
 def make_tiny_tokenizer(directory: str | Path) -> Path:
     """Saves a lower-casing word-level tokenizer with a leading <bos> (`AutoTokenizer.from_pretrained(directory)` loads it)."""
@@ -41,14 +47,47 @@ def make_tiny_tokenizer(directory: str | Path) -> Path:
 
 def pusht_features():
     """Input/output features of LeRobot's PushT env as a policy sees them."""
+    return env_features("pusht")
+
+
+def check_env_type(env_type: str) -> None:
+    """Raises a ValueError naming `env_type` and the valid ones unless it is in `ENV_TYPES`."""
+    if env_type not in ENV_TYPES:
+        raise ValueError(f"env_type={env_type!r} is not supported; valid: {', '.join(ENV_TYPES)}")
+
+
+def env_features(env_type: str = "pusht"):
+    """Input and output features of LeRobot's `env_type` sim (default config) as a policy sees them."""
     from lerobot.configs import FeatureType
-    from lerobot.envs.configs import PushtEnv
+    from lerobot.envs.configs import EnvConfig
     from lerobot.envs.utils import env_to_policy_features
 
-    features = env_to_policy_features(PushtEnv())
+    check_env_type(env_type)
+    features = env_to_policy_features(EnvConfig.get_choice_class(env_type)())
     inputs = {k: f for k, f in features.items() if f.type is not FeatureType.ACTION}
     outputs = {k: f for k, f in features.items() if f.type is FeatureType.ACTION}
     return inputs, outputs
+
+
+def _gaussian_stats(shape: tuple[int, ...], mean: float, std: float) -> dict[str, torch.Tensor]:
+    """mean/std/min/max/q01/q99 of N(mean, std²) per dimension (min/max at ±3σ), each of `shape`."""
+    z_scores = {"mean": 0.0, "min": -3.0, "max": 3.0, "q01": -2.326, "q99": 2.326}
+    stats = {k: torch.full(shape, mean + std * z) for k, z in z_scores.items()}
+    stats["std"] = torch.full(shape, std)
+    return stats
+
+
+def env_stats(env_type: str = "pusht") -> dict[str, dict[str, torch.Tensor]]:
+    """Plausible normalisation stats for the state and action of `env_type`, shaped like its features."""
+    check_env_type(env_type)
+    if env_type == "pusht":
+        return pusht_stats()
+    inputs, outputs = env_features(env_type)
+    (state_mean, state_std), (action_mean, action_std) = _STATE_ACTION_SCALES[env_type]
+    return {
+        "observation.state": _gaussian_stats(inputs["observation.state"].shape, state_mean, state_std),
+        "action": _gaussian_stats(outputs["action"].shape, action_mean, action_std),
+    }
 
 
 def pusht_stats() -> dict[str, dict[str, torch.Tensor]]:
@@ -61,19 +100,22 @@ def pusht_stats() -> dict[str, dict[str, torch.Tensor]]:
 TINY_POLICY_TYPES = ("pi0", "pi05")
 
 
-def init_tiny(out: str | Path, *, policy_type: str = "pi0", empty_cameras: int = 0, chunk_size: int = 10,
-              n_action_steps: int = 10, seed: int = 0) -> Path:  # fmt: skip
-    """Writes a tiny random LeRobot checkpoint of `policy_type` for PushT with the upstream `save_pretrained`.
+def init_tiny(out: str | Path, *, policy_type: str = "pi0", env_type: str = "pusht", empty_cameras: int = 0,
+              chunk_size: int = 10, n_action_steps: int = 10, seed: int = 0) -> Path:  # fmt: skip
+    """Writes a tiny random LeRobot checkpoint of `policy_type` with the upstream `save_pretrained`.
+
+    `env_type` (one of `ENV_TYPES`) gives the input/output features and the normalisation stats.
 
     The folder holds config.json, model.safetensors, both processor pipelines (tokenizer = the local
     `tokenizer/` folder) and `lerobot_prune_arch.json` with the tiny sizes, which `convert` reads.
     """
     if policy_type not in TINY_POLICY_TYPES:
         raise ValueError(f"policy_type {policy_type!r} is not one of {list(TINY_POLICY_TYPES)}.")
+    check_env_type(env_type)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     tokenizer_dir = make_tiny_tokenizer(out / TOKENIZER_DIR)
-    inputs, outputs = pusht_features()
+    inputs, outputs = env_features(env_type)
     config_cls, policy_cls, module, make_processors = _upstream(policy_type)
     config = config_cls(
         input_features=inputs, output_features=outputs, chunk_size=chunk_size, n_action_steps=n_action_steps,
@@ -83,7 +125,7 @@ def init_tiny(out: str | Path, *, policy_type: str = "pi0", empty_cameras: int =
     with backbone_sizes(module, TINY_ARCH):
         policy = policy_cls(config)
     policy.save_pretrained(out)
-    pre, post = make_processors(config, pusht_stats(), tokenizer_name=str(tokenizer_dir))
+    pre, post = make_processors(config, env_stats(env_type), tokenizer_name=str(tokenizer_dir))
     pre.save_pretrained(out)
     post.save_pretrained(out)
     (out / ARCH_SIDECAR).write_text(json.dumps(TINY_ARCH, indent=2))

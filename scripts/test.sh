@@ -5,4 +5,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1 WANDB_MODE=offline
+# ALOHA and MetaWorld render with MuJoCo offscreen; EGL works headless (osmesa needs libOSMesa).
+export MUJOCO_GL=${MUJOCO_GL:-egl}
 python -m pytest -q tests "$@"

@@ -145,7 +145,7 @@ def render(frame: np.ndarray, kept: Tensor, valid: Tensor, side: int, style: Ove
     state = np.repeat(np.repeat(state, cell, axis=0), cell, axis=1)[..., None]
     image = frame.astype(np.float32)
     pruned = image * style.darken * (1 - style.tint) + PRUNED_TINT * style.tint
-    image = np.where(state == 1, pruned, np.where(state == 2, image * 0.1, image))
+    image = np.where(state == 1, pruned, np.where(state == 2, image * 0.1 + 30, image))
     if style.grid_lines and cell >= 6:
         image[::cell, :] *= 0.6
         image[:, ::cell] *= 0.6

@@ -46,10 +46,14 @@ class EvalRun:
         return sorted(self.output_dir.glob("videos/**/*.mp4"))
 
 
-def split_args(argv: list[str], own_prefixes: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    """Separates `--<prefix>...` arguments (this tool's) from the rest (LeRobot's)."""
-    own = [a for a in argv if a.startswith(tuple(f"--{p}" for p in own_prefixes))]
-    return own, [a for a in argv if a not in own]
+def split_args(argv: list[str], own: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """Separates this tool's arguments (`--name=...` or `--name.field=...` for `name` in `own`) from LeRobot's."""
+
+    def is_own(arg: str) -> bool:
+        key = arg[2:].split("=", 1)[0] if arg.startswith("--") else ""
+        return key in own or key.split(".", 1)[0] in own
+
+    return [a for a in argv if is_own(a)], [a for a in argv if not is_own(a)]
 
 
 @contextmanager

@@ -75,7 +75,7 @@ class EvalToolArgs:
 
 
 def main(argv: list[str]) -> EvalRun:
-    own, lerobot_args = split_args(argv, ("wandb.", "overlay."))
+    own, lerobot_args = split_args(argv, ("wandb", "overlay"))
     args = draccus.parse(EvalToolArgs, args=own)
     mode = args.wandb.resolved_mode()
     cfg = parse_eval_config(lerobot_args)

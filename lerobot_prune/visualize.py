@@ -68,9 +68,13 @@ class Frame:
 def visualize(args: VisualizeArgs) -> dict[str, Path]:
     """Draws the overlays; returns the paths written (`png`, `mp4`, `json`)."""
     if not args.policy_path or not (Path(args.policy_path) / "config.json").is_file():
-        raise FileNotFoundError(f"--policy_path={args.policy_path!r} is not a checkpoint folder (no config.json).")
+        raise FileNotFoundError(
+            f"--policy_path={args.policy_path!r} is not a checkpoint folder (no config.json)."
+        )
     if (args.dataset_repo_id is None) == (args.env_type is None):
-        raise ValueError("Give exactly one frame source: --dataset_repo_id (with --dataset_root) or --env_type.")
+        raise ValueError(
+            "Give exactly one frame source: --dataset_repo_id (with --dataset_root) or --env_type."
+        )
     if args.frames < 1:
         raise ValueError(f"--frames={args.frames} must be >= 1.")
     style = OverlayStyle(cell_px=args.cell_px, darken=args.darken)
@@ -87,7 +91,10 @@ def visualize(args: VisualizeArgs) -> dict[str, Path]:
                 images, grid = overlays(policy, batch, style)
                 kept = dict(zip(grid.camera_keys, grid.kept_per_camera[0].tolist(), strict=True))
                 frames.append(Frame(f"{source} {len(frames)}", images[0], kept))
-                print(f"visualize: frame {len(frames)}/{args.frames} ({frames[-1].source}) kept {kept}", flush=True)
+                print(
+                    f"visualize: frame {len(frames)}/{args.frames} ({frames[-1].source}) kept {kept}",
+                    flush=True,
+                )
 
         return observer
 

@@ -148,11 +148,11 @@ def _nonempty(values: list[float], flag: str) -> list[float]:
 
 
 def _convert_point(args: SweepArgs, name: str, pruning: PruningConfig, target: Path) -> Path:
-    """Converts one point; carries the base's `compact` and TIES calibration over."""
+    """Converts one point; carries the base's `compact=true` and TIES calibration over."""
     base = Path(args.policy_path)
     base_pruning = json.loads((base / "config.json").read_text()).get("pruning") or {}
-    if "compact" in base_pruning and "compact" not in args.settings.get(pruning.type, {}):
-        pruning.compact = bool(base_pruning["compact"])
+    if base_pruning.get("compact") and "compact" not in args.settings.get(pruning.type, {}):
+        pruning.compact = True  # lossless, so a compact base stays compact at every point
     ckpt = convert(base, target, pruning)
     if (base / CALIBRATION_FILENAME).is_file():
         shutil.copy2(base / CALIBRATION_FILENAME, ckpt / CALIBRATION_FILENAME)

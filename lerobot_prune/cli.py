@@ -1,4 +1,4 @@
-"""`lerobot-prune`: list | init-tiny | convert | calibrate | bench | report.
+"""`lerobot-prune`: list | init-tiny | convert | calibrate | bench | report | eval | visualize | sweep.
 
 Arguments use LeRobot's draccus syntax, e.g.
 `lerobot-prune convert --base=lerobot/pi0_libero_finetuned --out=outputs/pi0_fastv25 --pruning.type=fastv --pruning.keep_ratio=0.25`.
@@ -100,8 +100,30 @@ def cmd_report(argv: list[str]) -> None:
     print(format_table(summaries, extra={"success %": success}))
 
 
+def cmd_eval(argv: list[str]) -> None:
+    """LeRobot's lerobot-eval (same arguments) plus pruning metrics, overlays and videos in W&B."""
+    from .evaluate import main as eval_main
+
+    eval_main(argv)
+
+
+def cmd_visualize(argv: list[str]) -> None:
+    """Kept/pruned tokens over camera frames of a dataset episode or a sim rollout (PNG grid + MP4)."""
+    from .visualize import VisualizeArgs, visualize
+
+    visualize(draccus.parse(VisualizeArgs, args=argv))
+
+
+def cmd_sweep(argv: list[str]) -> None:
+    """lerobot-eval over strategies x keep ratios (DTP: taus); table and success-vs-latency plot."""
+    from .sweep import main as sweep_main
+
+    sweep_main(argv)
+
+
 COMMANDS = {"list": cmd_list, "init-tiny": cmd_init_tiny, "convert": cmd_convert, "calibrate": cmd_calibrate,
             "bench": cmd_bench, "report": cmd_report}  # fmt: skip
+COMMANDS |= {"eval": cmd_eval, "visualize": cmd_visualize, "sweep": cmd_sweep}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from lerobot_prune.checkpoint import check_architecture, resolve_weights
 from lerobot_prune.metrics import PruningReport
+from lerobot_prune.observe import notify_call
 from lerobot_prune.registry import build_pruner
 from lerobot_prune.reporting import register_report
 
@@ -91,6 +92,7 @@ class PrunedPolicyMixin:
         if actions.is_cuda:
             torch.cuda.synchronize(actions.device)
         self.report.add_call(self.model.last_trace, time.perf_counter() - start, *self.model.layer_dims)
+        notify_call(self, batch)
         return actions
 
     def _check_cameras(self, batch: dict[str, Tensor]) -> None:

@@ -1,0 +1,92 @@
+"""A labelled scatter plot drawn with Pillow (LeRobot depends on it; matplotlib is not installed with it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+          (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Point:
+    x: float
+    y: float
+    label: str
+    group: str  # points of one group share a colour (e.g. the strategy)
+
+
+def scatter(points: list[Point], path: str | Path, *, x_label: str, y_label: str, title: str,
+            y_range: tuple[float, float] | None = None, size: tuple[int, int] = (900, 600)) -> Path:  # fmt: skip
+    """Writes a PNG with one labelled marker per point, axes with ticks, and a legend of the groups.
+
+    Labels are staggered vertically (three rows) so points at similar positions stay readable.
+    """
+    if not points:
+        raise ValueError(f"No points to plot in {path}.")
+    width, height = size
+    left, right, top, bottom = 80, 170, 50, 60
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=13)
+    x_ticks = _ticks([p.x for p in points])
+    y_ticks = _ticks(list(y_range) if y_range else [p.y for p in points])
+
+    def to_px(x: float, y: float) -> tuple[float, float]:
+        fx = (x - x_ticks[0]) / (x_ticks[-1] - x_ticks[0])
+        fy = (y - y_ticks[0]) / (y_ticks[-1] - y_ticks[0])
+        return left + fx * (width - left - right), height - bottom - fy * (height - top - bottom)
+
+    draw.rectangle([left, top, width - right, height - bottom], outline="black")
+    for x in x_ticks:
+        px, _ = to_px(x, y_ticks[0])
+        draw.line([px, height - bottom, px, height - bottom + 5], fill="black")
+        draw.text((px, height - bottom + 8), f"{x:g}", fill="black", font=font, anchor="mt")
+    for y in y_ticks:
+        _, py = to_px(x_ticks[0], y)
+        draw.line([left - 5, py, left, py], fill="black")
+        draw.text((left - 8, py), f"{y:g}", fill="black", font=font, anchor="rm")
+    draw.text(((left + width - right) / 2, height - 18), x_label, fill="black", font=font, anchor="mm")
+    draw.text((10, top - 25), y_label, fill="black", font=font, anchor="lm")
+    draw.text(((left + width - right) / 2, 15), title, fill="black", font=font, anchor="mm")
+    groups = list(dict.fromkeys(p.group for p in points))
+    for i, p in enumerate(points):
+        color = COLORS[groups.index(p.group) % len(COLORS)]
+        px, py = to_px(p.x, p.y)
+        draw.ellipse([px - 5, py - 5, px + 5, py + 5], fill=color, outline="black")
+        draw.text((px + 8, py - 8 - 14 * (i % 3)), p.label, fill=color, font=font)
+    for i, group in enumerate(groups):
+        y = top + 10 + 20 * i
+        draw.ellipse([width - right + 15, y - 5, width - right + 25, y + 5], fill=COLORS[i % len(COLORS)])
+        draw.text((width - right + 32, y), group, fill="black", font=font, anchor="lm")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path
+
+
+def _ticks(values: list[float], count: int = 5) -> list[float]:
+    """`count + 1` evenly spaced round tick values covering `values` (a unit span when they are equal)."""
+    low, high = min(values), max(values)
+    if high - low < 1e-9:
+        low, high = low - 0.5, high + 0.5
+    raw = (high - low) / count
+    magnitude = 10 ** _floor_log10(raw)
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    start = step * (low // step)
+    ticks = [start + i * step for i in range(count + 2)]
+    while ticks[-2] >= high:
+        ticks.pop()
+    return [round(t, 10) for t in ticks]
+
+
+def _floor_log10(x: float) -> int:
+    exponent = 0
+    while x >= 10:
+        x, exponent = x / 10, exponent + 1
+    while x < 1:
+        x, exponent = x * 10, exponent - 1
+    return exponent

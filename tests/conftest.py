@@ -139,4 +139,6 @@ def so101_recorded_dataset(tmp_path_factory):
     from arms_helpers import make_robot_checkpoint, record_dataset
 
     workdir = tmp_path_factory.mktemp("so101_recording")
-    return record_dataset(make_robot_checkpoint("pruned_pi0", workdir / "ckpt"), workdir), "local/rollout_prune_so101"
+    return record_dataset(
+        make_robot_checkpoint("pruned_pi0", workdir / "ckpt"), workdir
+    ), "local/rollout_prune_so101"

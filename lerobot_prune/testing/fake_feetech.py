@@ -95,7 +95,11 @@ class FakeFeetechSerial:
         pass
 
     def _handle(self, packet: bytes) -> None:
-        if len(packet) < 6 or packet[:2] != b"\xff\xff" or _packet(packet[2], packet[4], packet[5:-1]) != packet:
+        if (
+            len(packet) < 6
+            or packet[:2] != b"\xff\xff"
+            or _packet(packet[2], packet[4], packet[5:-1]) != packet
+        ):
             return  # a corrupt packet gets no answer, as on a real bus
         target, instruction, params = packet[2], packet[4], packet[5:-1]
         if instruction == scs.INST_SYNC_WRITE:
@@ -111,7 +115,9 @@ class FakeFeetechSerial:
             address, size = params[0], params[1]
             for servo_id in params[2:]:
                 if servo_id in self.servos:
-                    self.rx += _packet(servo_id, 0, bytes(self.servos[servo_id].memory[address : address + size]))
+                    self.rx += _packet(
+                        servo_id, 0, bytes(self.servos[servo_id].memory[address : address + size])
+                    )
         else:
             targets = list(self.servos) if target == scs.BROADCAST_ID else [target]
             for servo_id in (t for t in targets if t in self.servos):
@@ -170,7 +176,9 @@ class FakeFeetechMotorsBus(FeetechMotorsBus):
         for motor in self.motors.values():
             servos.setdefault(motor.id, FakeServo(motor.id, motor.model))
         self.port_handler = FakeFeetechPortHandler(self.port, servos)
-        self.port_handler.setPacketTimeout = patch_setPacketTimeout.__get__(self.port_handler, scs.PortHandler)
+        self.port_handler.setPacketTimeout = patch_setPacketTimeout.__get__(
+            self.port_handler, scs.PortHandler
+        )
         self.sync_reader = scs.GroupSyncRead(self.port_handler, self.packet_handler, 0, 0)
         self.sync_writer = scs.GroupSyncWrite(self.port_handler, self.packet_handler, 0, 0)
 

@@ -1,4 +1,4 @@
-"""`lerobot-prune`: list | init-tiny | convert | calibrate | bench | report | eval | visualize | sweep.
+"""`lerobot-prune`: list | init-tiny | convert | calibrate | bench | report | eval | visualize | sweep | serve.
 
 Arguments use LeRobot's draccus syntax, e.g.
 `lerobot-prune convert --base=lerobot/pi0_libero_finetuned --out=outputs/pi0_fastv25 --pruning.type=fastv --pruning.keep_ratio=0.25`.
@@ -82,6 +82,13 @@ def cmd_bench(argv: list[str]) -> None:
     run_bench(draccus.parse(BenchArgs, args=argv))
 
 
+def cmd_serve(argv: list[str]) -> None:
+    """LeRobot's async policy server (`python -m lerobot.async_inference.policy_server`) with pruned_* types."""
+    from .serve import serve
+
+    serve(argv)
+
+
 def cmd_report(argv: list[str]) -> None:
     """Prints one row per eval run: kept tokens, FLOPs, latency and success."""
     from .metrics import REPORT_FILENAME, format_table
@@ -122,8 +129,8 @@ def cmd_sweep(argv: list[str]) -> None:
 
 
 COMMANDS = {"list": cmd_list, "init-tiny": cmd_init_tiny, "convert": cmd_convert, "calibrate": cmd_calibrate,
-            "bench": cmd_bench, "report": cmd_report}  # fmt: skip
-COMMANDS |= {"eval": cmd_eval, "visualize": cmd_visualize, "sweep": cmd_sweep}
+            "bench": cmd_bench, "report": cmd_report, "eval": cmd_eval, "visualize": cmd_visualize,
+            "sweep": cmd_sweep, "serve": cmd_serve}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,8 +10,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 . .venv/bin/activate
 python -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "LeRobot 0.6 needs Python >= 3.12, got " + sys.version)'
-if ! python -c "import lerobot_prune, lerobot_policy_prune, gym_pusht, gym_aloha, metaworld, pytest, scipy" >/dev/null 2>&1; then
+if ! python -c "import lerobot_prune, lerobot_policy_prune, gym_pusht, gym_aloha, metaworld, scservo_sdk, grpc, pytest, scipy" >/dev/null 2>&1; then
   echo "[setup] installing lerobot_policy_prune and LeRobot 0.6 (first run: a few minutes, ~6 GB)"
   python -m pip install -q --upgrade pip
-  python -m pip install -q -e ".[sims,test]"
+  python -m pip install -q -e ".[sims,robots,test]"
 fi

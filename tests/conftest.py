@@ -142,3 +142,26 @@ def make_active(strategy: str, num_cameras: int = 3, seed: int = 0, family: str 
     if strategy == "ties":
         policy.model.pruner.load_calibration({**TIES_STATS, "keep_ratio": policy.config.pruning.keep_ratio})
     return policy
+
+
+# --- Emulated SO-101 (lerobot_prune.testing): checkpoints per pruned type and a recorded dataset ---
+
+
+@pytest.fixture(scope="session", params=["pruned_pi0"])
+def robot_checkpoint(request, tmp_path_factory):
+    """A tiny pruned checkpoint (fastv, keep 0.25) for an SO-101 with one camera `front`."""
+    from arms_helpers import make_robot_checkpoint
+
+    return make_robot_checkpoint(request.param, tmp_path_factory.mktemp(f"robot_{request.param}"))
+
+
+@pytest.fixture(scope="session")
+def so101_recorded_dataset(tmp_path_factory):
+    """(dataset root, repo_id) of 2 episodes recorded by `lerobot-rollout --strategy.type=episodic` with a
+    pruned_pi0 policy on the emulated SO-101 (state/action: 6 joints; camera observation.images.front)."""
+    from arms_helpers import make_robot_checkpoint, record_dataset
+
+    workdir = tmp_path_factory.mktemp("so101_recording")
+    return record_dataset(
+        make_robot_checkpoint("pruned_pi0", workdir / "ckpt"), workdir
+    ), "local/rollout_prune_so101"

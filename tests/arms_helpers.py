@@ -1,0 +1,77 @@
+"""Run LeRobot's real robot entry points on an emulated SO-101 (fake Feetech bus + fake camera).
+
+Every helper takes the pruned checkpoint as an argument, so other pruned policy types join the tests by
+adding a maker to `ROBOT_CHECKPOINTS`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from lerobot_prune import make_pruning_config
+from lerobot_prune.testing.checkpoints import tiny_pruned_pi0_robot
+from lerobot_prune.testing.fake_feetech import LOG_ENV, read_bus_log, write_calibration_file
+
+ROBOT_ID = "prune_test_arm"
+TASK = "pick up the cube"
+# policy type -> maker(out_dir, pruning) of a tiny checkpoint for an SO-101 with one camera "front"
+ROBOT_CHECKPOINTS = {"pruned_pi0": tiny_pruned_pi0_robot}
+PRUNING = {"type": "fastv", "keep_ratio": 0.25}  # prunes from the first call on
+
+
+def make_robot_checkpoint(policy_type: str, out: Path):
+    pruning = make_pruning_config(PRUNING["type"], keep_ratio=PRUNING["keep_ratio"])
+    return ROBOT_CHECKPOINTS[policy_type](out, pruning)
+
+
+def so101_args(workdir: Path, camera: str = "front", port: str = "/dev/prune_fake_bus") -> list[str]:
+    """`--robot.*` arguments of an emulated SO-101 with one fake camera; writes its calibration file."""
+    calibration = write_calibration_file(workdir / "calibration", ROBOT_ID).parent
+    return [
+        "--robot.type=so101_follower", f"--robot.port={port}", f"--robot.id={ROBOT_ID}",
+        f"--robot.calibration_dir={calibration}",
+        f"--robot.cameras={{{camera}: {{type: prune_fake_camera, width: 128, height: 96, fps: 30}}}}",
+    ]  # fmt: skip
+
+
+def fake_bus_command(module: str, args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "lerobot_prune.testing.fake_bus", module, *args]
+
+
+def fake_bus_env(bus_log: Path) -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", LOG_ENV: str(bus_log)}
+
+
+def run_rollout(ckpt: Path, workdir: Path, extra: list[str] = (), duration: int = 3, camera: str = "front",
+                timeout: int = 300) -> tuple[subprocess.CompletedProcess, list[dict]]:  # fmt: skip
+    """`lerobot-rollout` on the emulated arm; returns the finished process and its Goal_Position writes."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    bus_log = workdir / "bus.jsonl"
+    bus_log.unlink(missing_ok=True)
+    args = [*so101_args(workdir, camera), f"--policy.path={ckpt}", f"--task={TASK}", f"--duration={duration}",
+            "--fps=10", "--play_sounds=false", "--return_to_initial_position=false", *extra]  # fmt: skip
+    done = subprocess.run(
+        fake_bus_command("lerobot.scripts.lerobot_rollout", args), capture_output=True, text=True,
+        env=fake_bus_env(bus_log), timeout=timeout, cwd=workdir, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    return done, read_bus_log(bus_log, "Goal_Position")
+
+
+def record_dataset(ckpt: Path, workdir: Path, episodes: int = 2, episode_time_s: int = 2) -> Path:
+    """Records `episodes` rollouts of the pruned policy with the episodic strategy; returns the dataset root.
+
+    The dataset is `local/rollout_prune_so101` (LeRobot v3, video-encoded camera `front`, 10 fps).
+    """
+    root = workdir / "dataset"
+    done, writes = run_rollout(ckpt, workdir, duration=episodes * episode_time_s + 5, extra=[
+        "--strategy.type=episodic", "--dataset.repo_id=local/rollout_prune_so101", f"--dataset.root={root}",
+        f"--dataset.single_task={TASK}", f"--dataset.num_episodes={episodes}",
+        f"--dataset.episode_time_s={episode_time_s}", "--dataset.reset_time_s=0", "--dataset.push_to_hub=false",
+        "--dataset.fps=10", "--dataset.no_stamp=true",
+    ])  # fmt: skip
+    if done.returncode != 0 or not writes:
+        raise RuntimeError(f"recording failed (rc {done.returncode}):\n{done.stderr[-3000:]}")
+    return root

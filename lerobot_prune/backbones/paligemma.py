@@ -474,8 +474,12 @@ class PrunedPI0Pytorch(PI0Pytorch):
         )
 
     def prefill(self, prefix: Prefix, suffix_offset: Tensor, view: PruningView, pruner: TokenPruner,
-                forced: TokenSelection | None = None) -> tuple[PrefixKV, TokenSelection | None, bool]:  # fmt: skip
+                forced: TokenSelection | None = None,
+                training: bool = False) -> tuple[PrefixKV, TokenSelection | None, bool]:  # fmt: skip
         """Runs the VLM over the prefix, applying `pruner`; returns (cache, selection, fell back).
+
+        `training` returns as soon as `pruner.select_for_training` decided at layer K (the cache is then
+        incomplete); the training forward (`backbones/training.py`) applies the selection itself.
 
         The strategy decides before layer K (K=0: before the VLM, on embeddings). In "drop" mode layers
         >= K run on the kept tokens only; in "mask" mode they run on the whole sequence with the pruned
@@ -507,6 +511,8 @@ class PrunedPI0Pytorch(PI0Pytorch):
         layer_lengths = []
         for layer_idx, layer in enumerate(layers):
             if layer_idx == K:
+                if training:
+                    return kv, pruner.select_for_training(view), False
                 if forced is not None:
                     selection = forced
                 else:

@@ -1,7 +1,9 @@
 """`PrunedPI0Policy`: LeRobot's `PI0Policy` running a token-pruning strategy.
 
 Modifications to `PI0Policy`:
-    * `self.model` is `PrunedPI0Pytorch` (identical state-dict keys, so π0 checkpoints load strictly);
+    * `self.model` is `PruningAwarePI0Pytorch` (identical state-dict keys, so π0 checkpoints load strictly);
+    * `forward` (training) applies the strategy when `pruning.in_training` and adds `pruning/*` metrics,
+      which `lerobot-train` logs as `train/pruning/*`; a training dataset is checked against the strategy;
     * `reset()` also clears the strategy's per-episode state and closes an episode in the report;
     * `predict_action_chunk` checks camera names, times the call and records it in `self.report`;
     * `from_pretrained` raises when weights are missing or do not fit the architecture, instead of
@@ -22,7 +24,7 @@ from lerobot.utils.constants import OBS_IMAGES, OBS_STATE
 from lerobot.utils.import_utils import require_package
 from torch import Tensor
 
-from lerobot_prune.backbones.paligemma import PrunedPI0Pytorch
+from lerobot_prune.backbones.training import PruningAwarePI0Pytorch
 from lerobot_prune.checkpoint import load_checked_state_dict
 from lerobot_prune.metrics import PruningReport
 from lerobot_prune.registry import build_pruner
@@ -42,9 +44,11 @@ class PrunedPI0Policy(PI0Policy):
         PreTrainedPolicy.__init__(self, config)  # PI0Policy.__init__ would build a second, unpruned model
         config.validate_features()
         config.pruning.validate_for_policy(config)
+        if kwargs.get("dataset_meta") is not None:  # lerobot-train passes the training dataset's metadata
+            config.pruning.validate_for_dataset(kwargs["dataset_meta"].features)
         self.config = config
         self.init_rtc_processor()
-        self.model = PrunedPI0Pytorch(
+        self.model = PruningAwarePI0Pytorch(
             config, rtc_processor=self.rtc_processor, pruner=build_pruner(config.pruning)
         )
         self.model.pruner.bind(config, None, self.model.backbone_info)
@@ -64,6 +68,11 @@ class PrunedPI0Policy(PI0Policy):
         if hasattr(self, "report"):
             self.model.reset_pruning()
             self.report.end_episode()
+
+    def forward(self, batch: dict[str, Tensor], reduction: str = "mean") -> tuple[Tensor, dict]:
+        self.model.check_training()
+        loss, loss_dict = super().forward(batch, reduction=reduction)
+        return loss, {**loss_dict, **self.model.training_metrics}
 
     @torch.no_grad()
     def select_action(self, batch: dict[str, Tensor]) -> Tensor:

@@ -66,8 +66,9 @@ class PruningAwarePI0Pytorch(PrunedPI0Pytorch):
         velocity = self.flow_velocity(prefix, suffix_offset, key_masks, state, x_t, time)
         return F.mse_loss(noise - actions, velocity, reduction="none")
 
-    def apply_training_selection(self, prefix: Prefix, suffix_offset: Tensor, visual_index: Tensor,
-                                 num_cameras: int, lang_length: int) -> tuple[Prefix, Tensor, list[Tensor]]:  # fmt: skip
+    def apply_training_selection(
+        self, prefix: Prefix, suffix_offset: Tensor, visual_index: Tensor, num_cameras: int, lang_length: int
+    ) -> tuple[Prefix, Tensor, list[Tensor]]:
         """Selects without gradients and applies the selection; sets `training_metrics`.
 
         Returns the prefix the VLM's first layer sees (kept columns only for a pre-LLM strategy), the
@@ -180,7 +181,7 @@ def drop_visual(prefix: Prefix, selection: TokenSelection, preserve_positions: b
 def layer_key_masks(
     prefix: Prefix, selection: TokenSelection | None, prune_layer: int, depth: int
 ) -> list[Tensor]:
-    """Per VLM layer, `[B, L]` visible prefix keys: every real token before `prune_layer`, the kept ones after."""
+    """Per VLM layer, `[B, L]` visible prefix keys: real tokens before `prune_layer`, kept ones from it on."""
     pruned = prefix.key_mask(selection)
     return [prefix.pad] * prune_layer + [pruned] * (depth - prune_layer)
 

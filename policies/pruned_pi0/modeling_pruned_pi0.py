@@ -43,9 +43,9 @@ class PrunedPI0Policy(PI0Policy):
         require_package("transformers", extra="pi")
         PreTrainedPolicy.__init__(self, config)  # PI0Policy.__init__ would build a second, unpruned model
         config.validate_features()
-        config.pruning.validate_for_policy(config)
         if kwargs.get("dataset_meta") is not None:  # lerobot-train passes the training dataset's metadata
             config.pruning.validate_for_dataset(kwargs["dataset_meta"].features)
+        config.pruning.validate_for_policy(config)
         self.config = config
         self.init_rtc_processor()
         self.model = PruningAwarePI0Pytorch(

@@ -27,11 +27,16 @@ class PruningConfig(draccus.ChoiceRegistry, abc.ABC):
         fallback: What an exception inside a strategy does at inference time: "raise" it, or run that
             call with full vision ("full_vision") and count it in the pruning report.
         report_dir: Folder for `pruning_report.json`; default: the `--output_dir` of `lerobot-eval`.
+        in_training: Apply the strategy in the training forward pass (pruning-aware fine-tuning with
+            `lerobot-train`): each batch's selection is made without gradients by the strategy's
+            `select_for_training` rule and the loss is computed on the kept tokens only. False trains the
+            unmodified π0 loss. Has no effect at inference.
     """
 
     compact: bool = False
     fallback: str = "raise"
     report_dir: str | None = None
+    in_training: bool = True
 
     # One line shown by `lerobot-prune list`; set by each subclass.
     summary: ClassVar[str] = ""
@@ -53,6 +58,10 @@ class PruningConfig(draccus.ChoiceRegistry, abc.ABC):
 
     def validate_for_policy(self, policy_config) -> None:
         """Checks fields that depend on the policy's features (camera names, state size); raises `ValueError`."""
+
+    def validate_for_dataset(self, features: dict[str, dict]) -> None:
+        """Checks fields that depend on a training dataset's features (`LeRobotDatasetMetadata.features`:
+        name -> {"dtype", "shape", "names"}); raises `ValueError` before training starts."""
 
 
 def check_keep_ratio(keep_ratio: float) -> None:

@@ -7,6 +7,8 @@ PI0Policy)`). The subclass names its adapter model in `model_class`; the adapter
 
 Modifications to the upstream policy:
     * `self.model` is the adapter (base checkpoints load strictly);
+    * `forward` (training) applies the strategy when `pruning.in_training` and adds `pruning/*` metrics,
+      which `lerobot-train` logs as `train/pruning/*`; a training dataset is checked against the strategy;
     * `reset()` also clears the strategy's per-episode state and closes an episode in the report;
     * `select_action` / `predict_action_chunk` feed the state to the strategy, check camera names, time
       the call and record it in `self.report`;
@@ -48,6 +50,8 @@ class PrunedPolicyMixin:
     def __init__(self, config, **kwargs):
         PreTrainedPolicy.__init__(self, config)  # the upstream __init__ would build a second, unpruned model
         config.validate_features()
+        if kwargs.get("dataset_meta") is not None:  # lerobot-train passes the training dataset's metadata
+            config.pruning.validate_for_dataset(kwargs["dataset_meta"].features)
         config.pruning.validate_for_policy(config)
         self.config = config
         self.init_rtc_processor()
@@ -71,6 +75,11 @@ class PrunedPolicyMixin:
         if hasattr(self, "report"):
             self.model.reset_pruning()
             self.report.end_episode()
+
+    def forward(self, batch: dict[str, Tensor], *args, **kwargs) -> tuple[Tensor, dict]:
+        self.model.check_training()
+        loss, loss_dict = super().forward(batch, *args, **kwargs)
+        return loss, {**loss_dict, **self.model.training_metrics}
 
     def actions_queued(self) -> bool:
         """Whether `select_action` will pop a queued action instead of predicting a chunk."""

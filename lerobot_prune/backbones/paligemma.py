@@ -39,12 +39,14 @@ from ..strategies.none import NoPruningConfig
 from .arch import backbone_sizes
 from .paligemma_signals import ExpertAttentionCapture, PaliGemmaSignals
 from .prefix import Prefix, PrefixKV, VisualLayout, count_per_camera, img_masks_to_valid
+from .training import PruningAwareTraining
 
 logger = logging.getLogger(__name__)
 
 
-class PaliGemmaPruning:
-    """The pruned inference path of π0 and π0.5 (methods_spec §1.3-1.4); mixed in before the upstream class."""
+class PaliGemmaPruning(PruningAwareTraining):
+    """The pruned inference (and pruning-aware training) path of π0 and π0.5 (methods_spec §1.3-1.4);
+    mixed in before the upstream class."""
 
     modeling_module = modeling_pi0
     family = "pi0"
@@ -59,6 +61,7 @@ class PaliGemmaPruning:
         self.call_index = 0
         self.fallback_count = 0
         self.strategy_clock = StrategyClock()
+        self.training_metrics = {}
 
     @property
     def language_model(self):
@@ -100,6 +103,9 @@ class PaliGemmaPruning:
             self.pruner.reset()
 
     def _unpruned_sample(self, images, img_masks, lang_tokens, lang_masks, state, noise, num_steps, kwargs):
+        raise NotImplementedError
+
+    def _unpruned_forward(self, images, img_masks, lang_tokens, lang_masks, state, actions, noise, time):
         raise NotImplementedError
 
     @torch.no_grad()
@@ -221,8 +227,12 @@ class PaliGemmaPruning:
         )
 
     def prefill(self, prefix: Prefix, suffix_offset: Tensor, view: PruningView, pruner: TokenPruner,
-                forced: TokenSelection | None = None) -> tuple[PrefixKV, TokenSelection | None, bool]:  # fmt: skip
+                forced: TokenSelection | None = None,
+                training: bool = False) -> tuple[PrefixKV, TokenSelection | None, bool]:  # fmt: skip
         """Runs the VLM over the prefix, applying `pruner`; returns (cache, selection, fell back).
+
+        `training` returns as soon as `pruner.select_for_training` decided at layer K (the cache is then
+        incomplete); the training forward (`backbones/training.py`) applies the selection itself.
 
         The strategy decides before layer K (K=0: before the VLM, on embeddings). In "drop" mode layers
         >= K run on the kept tokens only; in "mask" mode they run on the whole sequence with the pruned
@@ -254,6 +264,8 @@ class PaliGemmaPruning:
         layer_lengths = []
         for layer_idx, layer in enumerate(layers):
             if layer_idx == K:
+                if training:
+                    return kv, pruner.select_for_training(view), False
                 if forced is not None:
                     selection = forced
                 else:
@@ -416,6 +428,15 @@ class PrunedPI0Pytorch(PaliGemmaPruning, PI0Pytorch):
         return PI0Pytorch.sample_actions(self, images, img_masks, lang_tokens, lang_masks, state, noise=noise,
                                          num_steps=num_steps, **kwargs)  # fmt: skip
 
+    def forward(self, images, img_masks, lang_tokens, lang_masks, state, actions, noise, time) -> Tensor:
+        """Same contract as `PI0Pytorch.forward`, with the strategy applied (`pruning.in_training`)."""
+        return self.pruned_forward(images, img_masks, lang_tokens, lang_masks, state, actions, noise, time)
+
+    def _unpruned_forward(self, images, img_masks, lang_tokens, lang_masks, state, actions, noise, time):
+        return PI0Pytorch.forward(
+            self, images, img_masks, lang_tokens, lang_masks, state, actions, noise, time
+        )
+
 
 class PrunedPI05Pytorch(PaliGemmaPruning, PI05Pytorch):
     """LeRobot's π0.5 model whose `sample_actions` applies a `TokenPruner`."""
@@ -439,3 +460,10 @@ class PrunedPI05Pytorch(PaliGemmaPruning, PI05Pytorch):
     def _unpruned_sample(self, images, img_masks, lang_tokens, lang_masks, state, noise, num_steps, kwargs):
         return PI05Pytorch.sample_actions(self, images, img_masks, lang_tokens, lang_masks, noise=noise,
                                           num_steps=num_steps, **kwargs)  # fmt: skip
+
+    def forward(self, images, img_masks, tokens, masks, actions, noise, time) -> Tensor:
+        """Same contract as `PI05Pytorch.forward`, with the strategy applied (`pruning.in_training`)."""
+        return self.pruned_forward(images, img_masks, tokens, masks, None, actions, noise, time)
+
+    def _unpruned_forward(self, images, img_masks, lang_tokens, lang_masks, state, actions, noise, time):
+        return PI05Pytorch.forward(self, images, img_masks, lang_tokens, lang_masks, actions, noise, time)

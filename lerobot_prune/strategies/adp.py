@@ -4,6 +4,11 @@ Scores are layer-0 query(text) . key(visual) logits (no RoPE, no softmax). The g
 when the end effector moved fast in the previous chunks (`ActionAwareGate`); motion is the measured
 end-effector position in `observation.state` (as the policy receives it, i.e. normalised) or the
 forward kinematics of the predicted delta-EEF actions.
+
+Training (`select_for_training`): the gate follows an episode's motion, so every training frame gets the
+gate open (pruned): the text-driven per-camera quota top-k at `keep_ratio`. The gate's state is neither
+read nor written. The state slice the gate needs is still checked against the training dataset, since the
+fine-tuned checkpoint gates at inference.
 """
 
 from __future__ import annotations
@@ -97,14 +102,7 @@ class ADPConfig(PruningConfig):
             return
         if self.motion_source == "eef_state":
             state = policy_config.robot_state_feature
-            size = state.shape[0] if state is not None else 0
-            if size < self.eef_slice[1]:
-                raise ValueError(
-                    f"ADP's gate reads the end-effector position from observation.state[{self.eef_slice[0]}:"
-                    f"{self.eef_slice[1]}], but this policy's state has {size} values. Set "
-                    f"--policy.pruning.eef_slice=[start,end], use --policy.pruning.motion_source=action_fk for "
-                    "delta-EEF actions, or --policy.pruning.gate=false."
-                )
+            self._check_state_size(state.shape[0] if state is not None else 0, "this policy's state")
         else:
             action = policy_config.action_feature
             size = action.shape[0] if action is not None else 0
@@ -114,6 +112,26 @@ class ADPConfig(PruningConfig):
                     f"{self.action_slice[1]}], but actions have {size} values; use motion_source=eef_state "
                     "or gate=false."
                 )
+
+    def validate_for_dataset(self, features: dict[str, dict]) -> None:
+        if self.gate and self.motion_source == "eef_state":
+            state = features.get("observation.state")
+            size = int(state["shape"][0]) if state is not None else 0
+            where = (
+                "the dataset's observation.state"
+                if state is not None
+                else "the dataset (no observation.state)"
+            )
+            self._check_state_size(size, where)
+
+    def _check_state_size(self, size: int, where: str) -> None:
+        if size < self.eef_slice[1]:
+            raise ValueError(
+                f"ADP's gate reads the end-effector position from observation.state[{self.eef_slice[0]}:"
+                f"{self.eef_slice[1]}] (pruning.eef_slice={self.eef_slice}), but {where} has {size} values. "
+                "Set --policy.pruning.eef_slice=[start,end], use --policy.pruning.motion_source=action_fk "
+                "for delta-EEF actions, or --policy.pruning.gate=false."
+            )
 
     def camera_weight_list(self, camera_names: list[str]) -> list[float]:
         """One weight per camera (in `image_features` order) from `camera_weights` or `split`."""
@@ -253,6 +271,12 @@ class ADPPruner(TokenPruner):
             keep |= top_k(scores, in_camera, budgets[:, c], view.num_visual).keep_mask(view.num_visual)
         counts = budgets.sum(1)
         return top_k(keep.float(), keep, counts, int(counts.max()))
+
+    def select_for_training(self, view: PruningView) -> TokenSelection:
+        return self.quota_top_k(view, view.signals.text_visual_logits(), [True] * view.visual_valid.shape[0])
+
+    def training_diagnostics(self, view: PruningView, selection: TokenSelection | None) -> dict:
+        return {"gate_state": 1.0}  # the gate is open for every training frame
 
     def observe(self, view: PruningView, selection: TokenSelection | None) -> None:
         if self.config.gate and self.config.motion_source == "action_fk":

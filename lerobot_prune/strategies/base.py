@@ -155,6 +155,27 @@ class TokenPruner(abc.ABC):
     def select(self, view: PruningView) -> TokenSelection | None:
         """Chooses the visual tokens to keep for this call; `None` keeps all of them."""
 
+    def check_training(self) -> None:  # noqa: B027
+        """Raises before any work in a training forward if this strategy cannot select during training."""
+
+    def prepare_for_training(self, view: PruningView) -> None:
+        """`prepare` for one training batch; must not read or write per-episode state."""
+        self.prepare(view)
+
+    def select_for_training(self, view: PruningView) -> TokenSelection | None:
+        """The selection of one training batch (pruning-aware fine-tuning, `pruning.in_training`).
+
+        Every sample of a training batch is an independent frame: this must neither read nor write the
+        per-episode state that `select`/`observe` keep, so strategies whose inference rule needs history
+        override it with a history-free rule. Called without gradients, after the prefill reached
+        layer K-1; `diagnostics()` is not updated (see `training_diagnostics`).
+        """
+        return self.select(view)
+
+    def training_diagnostics(self, view: PruningView, selection: TokenSelection | None) -> dict:
+        """Numeric diagnostics of the last training selection, logged as `train/pruning/<name>`."""
+        return {}
+
     def observe(self, view: PruningView, selection: TokenSelection | None) -> None:  # noqa: B027
         """Called after the action chunk is produced (temporal strategies record state here)."""
 

@@ -6,6 +6,10 @@ denoising step, weighted per layer by its visual-attention share, marks as distr
 outside G that the actions attend to more than `tau` times the strongest token inside G. A probe pass
 (prefix + first step) measures this; when something is distracting the prefix is recomputed with those
 tokens hidden from every layer and all denoising steps run again from the same noise.
+
+Training: DTP cannot prune in a training forward (its rule needs the action expert's attention from a
+denoising probe, which a flow-matching training step does not run), so `check_training` raises; train
+with `--policy.pruning.in_training=false` and DTP prunes at inference only.
 """
 
 from __future__ import annotations
@@ -86,6 +90,15 @@ class DTPPruner(TokenPruner):
 
     def prepare(self, view: PruningView) -> None:
         view.signals.capture_layers(self.config.layers)
+
+    def check_training(self) -> None:
+        raise ValueError(
+            "pruning.type=dtp cannot prune during training: dtp needs the action expert's attention from a "
+            "denoising probe; set --policy.pruning.in_training=false (DTP then prunes at inference only)."
+        )
+
+    def select_for_training(self, view: PruningView) -> TokenSelection | None:
+        self.check_training()
 
     def expert_layers(self, view: PruningView) -> list[int]:
         return list(range(view.vlm_depth))

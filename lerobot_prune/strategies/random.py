@@ -37,6 +37,12 @@ class RandomPruner(TokenPruner):
 
     stage = "pre_llm"
 
+    def select_for_training(self, view: PruningView) -> TokenSelection:
+        """A fresh subset per training sample and step from torch's global generator (seeded by
+        `lerobot-train --seed`): the per-call stream of `select` would repeat one subset every step."""
+        scores = torch.rand(view.visual_valid.shape, device=view.visual_valid.device)
+        return top_k(scores, view.visual_valid, view.budget(self.config.keep_ratio))
+
     def select(self, view: PruningView) -> TokenSelection:
         generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + view.call_index)
         scores = torch.rand(view.num_visual, generator=generator).to(view.visual_valid.device)

@@ -5,6 +5,10 @@ Per call, for the tokens' attention column sums at layer K-1: `floor(w * M~)` co
 ranking, the rest are sampled uniformly over the remaining ranks (or by DivPrune). The trust weight `w`
 comes from the Kendall τ of the ranking across consecutive layers on an anchor frame, compared with
 offline calibration statistics; a new anchor is taken when the frame drifts from the old one.
+
+Training (`select_for_training`): the anchor frame and its trust weight belong to an episode, so a
+training batch of independent frames uses full trust, the top-k of the current attention at layer K-1
+(the `ties_topk` rule); no calibration is needed and the anchor state is neither read nor written.
 """
 
 from __future__ import annotations
@@ -224,6 +228,18 @@ class TIESPruner(TokenPruner):
         return indices_to_selection(
             chosen, torch.where(self._anchoring, valid.sum(1), budget), view.num_visual
         )
+
+    def prepare_for_training(self, view: PruningView) -> None:
+        pass  # the anchor logic of prepare() is per-episode state
+
+    def select_for_training(self, view: PruningView) -> TokenSelection:
+        ratio = self.config.keep_ratio
+        order = ranked(view.signals.attention_to_visual("all"), view.visual_valid)
+        budget, bound = view.budget(ratio), view.budget_bound(ratio)
+        return indices_to_selection(order[:, :bound], budget, view.num_visual)
+
+    def training_diagnostics(self, view: PruningView, selection: TokenSelection | None) -> dict:
+        return {"trust_weight": 1.0}
 
     def combine(
         self, view: PruningView, order: Tensor, budget: Tensor, num_top: Tensor, bound: int

@@ -4,6 +4,10 @@ diversity filter, in-LLM at K=3 (methods_spec §3), and its ablations (§2.6).
 The π0 hook (action attention = the expert's action queries onto the visual prefix keys, averaged over
 denoising steps and the later half of the expert layers) is reconstructed from the paper's description
 (§3.6): the official code covers OpenVLA only.
+
+Training (`select_for_training`, all variants): the action-attention history belongs to an episode and a
+training batch holds independent frames, so training keeps the top-k of the semantic (prefill) criterion
+alone, with no warm-up; the history is neither read nor written.
 """
 
 from __future__ import annotations
@@ -147,6 +151,14 @@ class VLAPruner(TokenPruner):
         self._diagnostics["diversity_filtered"] = union_size > budget
         picks = max_min_diversity(view.signals.visual_embeds(), union, budget, bound)
         return indices_to_selection(picks, budget, num_visual)
+
+    def select_for_training(self, view: PruningView) -> TokenSelection:
+        semantic = view.signals.attention_to_visual(SEMANTIC_QUERIES[self.config.semantic])
+        ratio = self.config.keep_ratio
+        return top_k(semantic, view.visual_valid, view.budget(ratio), view.budget_bound(ratio))
+
+    def training_diagnostics(self, view: PruningView, selection: TokenSelection | None) -> dict:
+        return {"warm": 1.0}  # no warm-up in training
 
     def observe(self, view: PruningView, selection: TokenSelection | None) -> None:
         if view.expert_attention is None:

@@ -63,15 +63,11 @@ def make_so101_dataset(root: Path, state_dim: int = 6, episodes: int = 2, frames
     return LocalDataset(root, "local/so101_prune_train", camera)
 
 
-@pytest.fixture(scope="session")
-def so101_dataset(tmp_path_factory) -> LocalDataset:
-    return make_so101_dataset(tmp_path_factory.mktemp("datasets") / "so101")
-
-
 @pytest.fixture
-def train_dataset(so101_dataset) -> LocalDataset:
-    """The dataset the training tests use (swap in a recorded one here)."""
-    return so101_dataset
+def train_dataset(so101_recorded_dataset) -> LocalDataset:
+    """The dataset `lerobot-rollout --strategy.type=episodic` recorded with a pruned policy on the SO-101."""
+    root, repo_id = so101_recorded_dataset
+    return LocalDataset(Path(root), repo_id, "observation.images.front")
 
 
 def _train(args: list[str], cwd: Path) -> subprocess.CompletedProcess:

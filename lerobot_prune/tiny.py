@@ -101,10 +101,12 @@ TINY_POLICY_TYPES = ("pi0", "pi05")
 
 
 def init_tiny(out: str | Path, *, policy_type: str = "pi0", env_type: str = "pusht", empty_cameras: int = 0,
-              chunk_size: int = 10, n_action_steps: int = 10, seed: int = 0) -> Path:  # fmt: skip
+              chunk_size: int = 10, n_action_steps: int = 10, seed: int = 0, features=None,
+              stats: dict | None = None) -> Path:  # fmt: skip
     """Writes a tiny random LeRobot checkpoint of `policy_type` with the upstream `save_pretrained`.
 
-    `env_type` (one of `ENV_TYPES`) gives the input/output features and the normalisation stats.
+    `env_type` (one of `ENV_TYPES`) gives the input/output features and the normalisation stats, unless
+    `features` (`(inputs, outputs)` policy features) and `stats` are given (e.g. a robot's).
 
     The folder holds config.json, model.safetensors, both processor pipelines (tokenizer = the local
     `tokenizer/` folder) and `lerobot_prune_arch.json` with the tiny sizes, which `convert` reads.
@@ -115,7 +117,7 @@ def init_tiny(out: str | Path, *, policy_type: str = "pi0", env_type: str = "pus
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     tokenizer_dir = make_tiny_tokenizer(out / TOKENIZER_DIR)
-    inputs, outputs = env_features(env_type)
+    inputs, outputs = features or env_features(env_type)
     config_cls, policy_cls, module, make_processors = _upstream(policy_type)
     config = config_cls(
         input_features=inputs, output_features=outputs, chunk_size=chunk_size, n_action_steps=n_action_steps,
@@ -125,7 +127,7 @@ def init_tiny(out: str | Path, *, policy_type: str = "pi0", env_type: str = "pus
     with backbone_sizes(module, TINY_ARCH):
         policy = policy_cls(config)
     policy.save_pretrained(out)
-    pre, post = make_processors(config, env_stats(env_type), tokenizer_name=str(tokenizer_dir))
+    pre, post = make_processors(config, stats or env_stats(env_type), tokenizer_name=str(tokenizer_dir))
     pre.save_pretrained(out)
     post.save_pretrained(out)
     (out / ARCH_SIDECAR).write_text(json.dumps(TINY_ARCH, indent=2))

@@ -1,7 +1,7 @@
 """Run LeRobot's real robot entry points on an emulated SO-101 (fake Feetech bus + fake camera).
 
 Every helper takes the pruned checkpoint as an argument, so other pruned policy types join the tests by
-adding a maker to `ROBOT_CHECKPOINTS`.
+adding their base type to `ROBOT_CHECKPOINTS`.
 """
 
 from __future__ import annotations
@@ -12,19 +12,19 @@ import sys
 from pathlib import Path
 
 from lerobot_prune import make_pruning_config
-from lerobot_prune.testing.checkpoints import tiny_pruned_pi0_robot
+from lerobot_prune.testing.checkpoints import tiny_pruned_robot
 from lerobot_prune.testing.fake_feetech import LOG_ENV, read_bus_log, write_calibration_file
 
 ROBOT_ID = "prune_test_arm"
 TASK = "pick up the cube"
-# policy type -> maker(out_dir, pruning) of a tiny checkpoint for an SO-101 with one camera "front"
-ROBOT_CHECKPOINTS = {"pruned_pi0": tiny_pruned_pi0_robot}
+# Tiny checkpoints for an SO-101 with one camera "front", per pruned policy type.
+ROBOT_CHECKPOINTS = {"pruned_pi0": "pi0", "pruned_pi05": "pi05"}  # pruned type -> base type
 PRUNING = {"type": "fastv", "keep_ratio": 0.25}  # prunes from the first call on
 
 
 def make_robot_checkpoint(policy_type: str, out: Path):
     pruning = make_pruning_config(PRUNING["type"], keep_ratio=PRUNING["keep_ratio"])
-    return ROBOT_CHECKPOINTS[policy_type](out, pruning)
+    return tiny_pruned_robot(out, pruning, policy_type=ROBOT_CHECKPOINTS[policy_type])
 
 
 def so101_args(workdir: Path, camera: str = "front", port: str = "/dev/prune_fake_bus") -> list[str]:

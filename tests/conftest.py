@@ -147,7 +147,7 @@ def make_active(strategy: str, num_cameras: int = 3, seed: int = 0, family: str 
 # --- Emulated SO-101 (lerobot_prune.testing): checkpoints per pruned type and a recorded dataset ---
 
 
-@pytest.fixture(scope="session", params=["pruned_pi0"])
+@pytest.fixture(scope="session", params=["pruned_pi0", "pruned_pi05"])
 def robot_checkpoint(request, tmp_path_factory):
     """A tiny pruned checkpoint (fastv, keep 0.25) for an SO-101 with one camera `front`."""
     from arms_helpers import make_robot_checkpoint

@@ -1,5 +1,6 @@
 """`lerobot-prune serve` (LeRobot's gRPC policy server) with LeRobot's robot client on an emulated SO-101."""
 
+import json
 import re
 import shutil
 import signal
@@ -40,6 +41,7 @@ def _stop(proc: subprocess.Popen, sig: int) -> int:
 
 
 def test_serve_runs_a_pruned_policy_for_the_lerobot_robot_client(robot_checkpoint, tmp_path):
+    policy_type = json.loads((robot_checkpoint / "config.json").read_text())["type"]
     port, bus_log = _free_port(), tmp_path / "bus.jsonl"
     env = fake_bus_env(bus_log)
     server_log, client_log = tmp_path / "server.log", tmp_path / "client.log"
@@ -49,7 +51,7 @@ def test_serve_runs_a_pruned_policy_for_the_lerobot_robot_client(robot_checkpoin
     client = None
     try:
         _wait_for(lambda: "PolicyServer started" in server_log.read_text(), 120, "the server", server)
-        client_args = [*so101_args(tmp_path), f"--server_address=127.0.0.1:{port}", "--policy_type=pruned_pi0",
+        client_args = [*so101_args(tmp_path), f"--server_address=127.0.0.1:{port}", f"--policy_type={policy_type}",
                        f"--pretrained_name_or_path={robot_checkpoint}", "--policy_device=cpu",
                        "--actions_per_chunk=10", "--task=pick up the cube", "--fps=10"]  # fmt: skip
         with open(client_log, "w") as out:
@@ -61,8 +63,10 @@ def test_serve_runs_a_pruned_policy_for_the_lerobot_robot_client(robot_checkpoin
         client_rc = _stop(client, signal.SIGINT) if client is not None else None
         server_rc = _stop(server, signal.SIGTERM)
     served = server_log.read_text()
-    assert re.search(r"accepts the pruned types \[[^]]*'pruned_pi0'", served), served[-3000:]
-    assert "Policy type: pruned_pi0" in served and f"Pretrained name or path: {robot_checkpoint}" in served
+    assert re.search(rf"accepts the pruned types \[[^]]*'{policy_type}'", served), served[-3000:]
+    assert (
+        f"Policy type: {policy_type}" in served and f"Pretrained name or path: {robot_checkpoint}" in served
+    )
     assert "Action chunk #" in served
     assert server_rc == 0 and "Policy server stopped" in served, served[-3000:]
     assert client_rc is not None and "Client stopped" in client_log.read_text()

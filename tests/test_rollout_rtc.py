@@ -4,7 +4,7 @@
   the chunk toward the previous one; with nothing pruned it equals π0's guided chunk exactly.
 * `rollout/context.py` skips its own `torch.compile` wrapper only when `policy.type in ("pi0", "pi05")`;
   `policy.type` is `nn.Module.type` (a method) in LeRobot 0.6.1, so no policy is skipped and
-  `pruned_pi0` gets exactly π0's decision (checked on LeRobot's real `build_rollout_context`).
+  `pruned_pi0` / `pruned_pi05` get exactly π0's / π0.5's decision (checked on LeRobot's real `build_rollout_context`).
 """
 
 from pathlib import Path
@@ -86,8 +86,10 @@ def _compile_wrapped(checkpoint: Path, tmp_path: Path, monkeypatch) -> bool:
         context.hardware.robot_wrapper.inner.disconnect()
 
 
-def test_rollout_compile_wrapper_decision_for_pruned_pi0_equals_pi0(robot_checkpoint, tmp_path, monkeypatch):
-    base = robot_checkpoint.parent / "base"  # the tiny `pi0` checkpoint it was converted from
+def test_rollout_compile_wrapper_decision_for_pruned_types_equals_base_types(
+    robot_checkpoint, tmp_path, monkeypatch
+):
+    base = robot_checkpoint.parent / "base"  # the tiny base checkpoint it was converted from
     assert _compile_wrapped(robot_checkpoint, tmp_path, monkeypatch) == _compile_wrapped(
         base, tmp_path, monkeypatch
     )

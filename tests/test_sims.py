@@ -17,7 +17,7 @@ import pytest
 
 from lerobot_prune import make_pruning_config
 from lerobot_prune.convert import convert
-from lerobot_prune.tiny import init_tiny_pi0
+from lerobot_prune.tiny import init_tiny
 
 TOKENS_PER_CAMERA = 256  # π0's SigLIP: (224 / 14)² tokens per camera
 FASTV = {"keep_ratio": 0.25, "compact": True}
@@ -44,10 +44,11 @@ def sim_env() -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
 
 
-def pruned_pi0_checkpoint(env_type: str, out: Path, strategy: str = "fastv", **pruning) -> Path:
-    """A tiny random π0 for `env_type` (init-tiny's code path) converted to `pruned_pi0` with `strategy`."""
-    base = init_tiny_pi0(out / "pi0_base", env_type=env_type, chunk_size=SIMS[env_type].chunk_size,
-                         n_action_steps=SIMS[env_type].chunk_size)  # fmt: skip
+def pruned_checkpoint(policy_type: str, env_type: str, out: Path, strategy: str = "fastv", **pruning) -> Path:
+    """A tiny random `policy_type` (e.g. `pi0`) for `env_type` (init-tiny's code path), converted to
+    `pruned_<policy_type>` with `strategy`."""
+    base = init_tiny(out / "base", policy_type=policy_type, env_type=env_type,
+                     chunk_size=SIMS[env_type].chunk_size, n_action_steps=SIMS[env_type].chunk_size)  # fmt: skip
     return convert(base, out / "pruned", make_pruning_config(strategy, **pruning))
 
 
@@ -64,17 +65,16 @@ def run_lerobot_eval(ckpt: Path, sim: Sim, out: Path) -> tuple[dict, dict]:
     )
 
 
-# Policy type -> builder of a checkpoint for (env_type, folder); pruned_pi05 / pruned_smolvla go here.
-CHECKPOINTS = {"pruned_pi0": lambda env_type, out: pruned_pi0_checkpoint(env_type, out, "fastv", **FASTV)}
+# (sim, base policy type): every backbone on ALOHA; MetaWorld's 500 rendered steps once.
+RUNS = [("aloha", "pi0"), ("aloha", "pi05"), ("metaworld", "pi0")]
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("policy_type", list(CHECKPOINTS))
-@pytest.mark.parametrize("env_type", list(SIMS))
+@pytest.mark.parametrize("env_type,policy_type", RUNS)
 def test_lerobot_eval_on_mujoco_sim_keeps_a_quarter_of_each_camera(tmp_path, env_type, policy_type):
     sim = SIMS[env_type]
-    ckpt = CHECKPOINTS[policy_type](env_type, tmp_path)
-    assert json.loads((ckpt / "config.json").read_text())["type"] == policy_type
+    ckpt = pruned_checkpoint(policy_type, env_type, tmp_path, "fastv", **FASTV)
+    assert json.loads((ckpt / "config.json").read_text())["type"] == f"pruned_{policy_type}"
 
     info, report = run_lerobot_eval(ckpt, sim, tmp_path)
 

@@ -233,6 +233,21 @@ def test_dtp_refuses_to_train_before_any_work():
     assert torch.isfinite(loss) and out["pruning/keep_fraction"] == 1.0
 
 
+def test_dtp_refuses_a_training_build_at_construction(tmp_path):
+    """lerobot-train builds the policy with the dataset's metadata: DTP says it cannot train right then."""
+    from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
+
+    from lerobot_prune import make_pruning_config
+
+    features = {"observation.state": {"dtype": "float32", "shape": [2], "names": None}}
+    meta = LeRobotDatasetMetadata.create("local/dtp_meta", fps=10, features=features, root=tmp_path / "ds")
+    config = make_pruned("dtp", CAMERAS, layers=[1, 2]).config
+    with pytest.raises(ValueError, match=r"denoising probe.*--policy.pruning.in_training=false"):
+        type(make_pruned("none", CAMERAS))(config, dataset_meta=meta)
+    config.pruning = make_pruning_config("dtp", layers=[1, 2], in_training=False)
+    type(make_pruned("none", CAMERAS))(config, dataset_meta=meta)  # builds
+
+
 @pytest.mark.parametrize(
     "features,message",
     [

@@ -31,7 +31,7 @@ _IMAGE_SPECIALS = {
 
 def make_tiny_smolvlm(directory: str | Path) -> Path:
     """Writes the tiny SmolVLM config, processor and tokenizer to `directory` and returns it."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast, SmolVLMConfig, SmolVLMProcessor
     from transformers.models.smolvlm.image_processing_smolvlm import SmolVLMImageProcessor
     from transformers.models.smolvlm.video_processing_smolvlm import SmolVLMVideoProcessor
@@ -43,6 +43,10 @@ def make_tiny_smolvlm(directory: str | Path) -> Path:
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.normalizer = normalizers.Lowercase()
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    # Every prompt starts with <bos>, so a sim without a task string still has one language token.
+    backend.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", special_tokens=[("<bos>", vocab["<bos>"])]
+    )
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", bos_token="<bos>", eos_token="<eos>",
         extra_special_tokens=dict(_IMAGE_SPECIALS),

@@ -117,3 +117,22 @@ def test_pruned_smolvla_runs_in_lerobot_eval_from_the_cli(tmp_path):
     # PushT's one camera (64 tokens -> 16 kept); the padded camera is compacted away.
     assert all(call["kept_visual_per_camera"] == [[16, 0], [16, 0]] for call in report["calls"])
     assert report["summary"]["flop_ratio"] < 1.0
+
+
+def test_select_action_matches_upstream_and_reports_each_chunk(smolvla_base, tmp_path):
+    pruned = PrunedSmolVLAPolicy.from_pretrained(
+        convert(smolvla_base, tmp_path / "p", make_pruning_config("none"))
+    )
+    base = SmolVLAPolicy.from_pretrained(smolvla_base).eval()
+    g = torch.Generator().manual_seed(2)
+    batch = {"observation.image": torch.rand(1, 3, 96, 96, generator=g), "observation.state": torch.randn(1, 2),
+             "observation.language.tokens": torch.tensor([[2, 40, 41]]),
+             "observation.language.attention_mask": torch.ones(1, 3, dtype=torch.bool)}  # fmt: skip
+    torch.manual_seed(7)
+    expected = [base.select_action(dict(batch)) for _ in range(12)]
+    torch.manual_seed(7)
+    actions = [pruned.select_action(dict(batch)) for _ in range(12)]
+    for a, b in zip(actions, expected, strict=True):
+        assert torch.equal(a, b)
+    assert len(pruned.report.calls) == 2  # chunks of 10 actions: steps 0 and 10
+    assert pruned.report.calls[0]["kept_visual_per_camera"] == [[64, 0]]

@@ -1,13 +1,14 @@
 """`PrunedSmolVLAPolicy`: LeRobot's `SmolVLAPolicy` running a token-pruning strategy (see `pruned_policy`).
 
-SmolVLA's `select_action` predicts through `_get_action_chunk` (not `predict_action_chunk`), so the
-per-chunk work of `PrunedPolicyMixin.predict_action_chunk` (camera check, state for the strategy,
-timing, report) happens in `_get_action_chunk` here, once per predicted chunk on both paths.
+Upstream SmolVLA's `select_action` predicts through `_get_action_chunk`, bypassing
+`predict_action_chunk`; here it calls `predict_action_chunk`, so the per-chunk work of
+`PrunedPolicyMixin.predict_action_chunk` (camera check, state for the strategy, timing, report) and
+wrappers of it (`lerobot-prune calibrate`) see every chunk. `predict_action_chunk` itself runs
+SmolVLA's batch preparation, so the actions are those of upstream `select_action`.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
@@ -39,19 +40,16 @@ class PrunedSmolVLAPolicy(PrunedPolicyMixin, SmolVLAPolicy):
         return len(self._queues[ACTION]) > 0
 
     @torch.no_grad()
-    def predict_action_chunk(self, batch: dict[str, Tensor], noise: Tensor | None = None, **kwargs) -> Tensor:
-        return SmolVLAPolicy.predict_action_chunk(self, batch, noise, **kwargs)
-
-    def _get_action_chunk(self, batch: dict[str, Tensor], noise: Tensor | None = None, **kwargs) -> Tensor:
-        self._check_cameras(batch)
-        if OBS_STATE in batch:
-            self.model.pruner.observe_state(batch[OBS_STATE], new_chunk=True)
-        start = time.perf_counter()
-        actions = super()._get_action_chunk(batch, noise, **kwargs)
-        if actions.is_cuda:
-            torch.cuda.synchronize(actions.device)
-        self.report.add_call(self.model.last_trace, time.perf_counter() - start, *self.model.layer_dims)
-        return actions
+    def select_action(self, batch: dict[str, Tensor], noise: Tensor | None = None, **kwargs) -> Tensor:
+        """SmolVLA's `select_action`, predicting each chunk through `predict_action_chunk`."""
+        if self._rtc_enabled():
+            raise ValueError("RTC is not supported by select_action; use predict_action_chunk.")
+        if OBS_STATE in batch and self.actions_queued():
+            self.model.pruner.observe_state(batch[OBS_STATE], new_chunk=False)
+        if not self.actions_queued():
+            actions = self.predict_action_chunk(batch, noise=noise)
+            self._queues[ACTION].extend(actions.transpose(0, 1)[: self.config.n_action_steps])
+        return self._queues[ACTION].popleft()
 
     def _preprocess_images(self, batch: dict[str, Tensor]) -> tuple[list[Tensor], list[Tensor]]:
         """π0's name for `prepare_images` (used by `lerobot-prune calibrate`)."""

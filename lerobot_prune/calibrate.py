@@ -90,8 +90,9 @@ def calibrate(args: CalibrateArgs) -> Path:
 
     def measure(batch: dict) -> None:
         images, img_masks = policy._preprocess_images(batch)
+        state = policy.prepare_state(batch) if policy.model.family == "smolvla" else None  # in its prefix
         columns, valid = policy.model.visual_attention_columns(
-            images, img_masks, batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK]
+            images, img_masks, batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK], state=state
         )
         for row in range(columns.shape[0]):
             if len(taus) < args.frames:

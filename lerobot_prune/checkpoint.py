@@ -72,6 +72,11 @@ def weight_sizes(path: Path) -> dict[str, int]:
 
 
 def check_architecture(path: Path, config) -> None:
+    """Raises if the weights in `path` do not have the sizes `config` describes (π0/π0.5 or SmolVLA)."""
+    if hasattr(config, "vlm_model_name"):
+        from .checkpoint_smolvla import check_smolvla_architecture
+
+        return check_smolvla_architecture(path, config)
     found, expected = weight_sizes(path), expected_sizes(config)
     if not found:
         raise ValueError(f"{path} holds no π0/π0.5 weights (no PaliGemma layers found).")

@@ -22,7 +22,7 @@ from .strategies.none import NoPruningConfig
 @dataclass
 class InitTinyArgs:
     out: str  # folder of the tiny random checkpoint (type `pi0` or `pi05`, not yet pruned)
-    policy_type: str = "pi0"  # pi0 | pi05
+    policy_type: str = "pi0"  # pi0 | pi05 | smolvla
     empty_cameras: int = 0  # padded cameras added to PushT's one camera (shows `compact`)
     chunk_size: int = 10
     n_action_steps: int = 10

@@ -1,4 +1,4 @@
-"""`lerobot-prune convert`: a π0 / π0.5 checkpoint -> a `type: pruned_pi0` / `pruned_pi05` checkpoint folder.
+"""`lerobot-prune convert`: a π0 / π0.5 / SmolVLA checkpoint -> a `type: pruned_*` checkpoint folder.
 
 The base config is carried over field by field (only `type` changes and `pruning` is added), the weights
 are linked or copied unchanged, and both processor pipelines are copied, so every LeRobot command can
@@ -26,6 +26,8 @@ BASE_TYPES = {
     "pruned_pi0": "pruned_pi0",
     "pi05": "pruned_pi05",
     "pruned_pi05": "pruned_pi05",
+    "smolvla": "pruned_smolvla",
+    "pruned_smolvla": "pruned_smolvla",
 }
 PROCESSOR_FILES = ("policy_preprocessor*", "policy_postprocessor*")
 
@@ -70,18 +72,13 @@ def convert(base: str | Path, out: str | Path, pruning: PruningConfig, *, tokeni
     processors = sorted(p for pattern in PROCESSOR_FILES for p in folder.glob(pattern))
     if not any(p.name == "policy_preprocessor.json" for p in processors):
         raise FileNotFoundError(f"{folder} has no policy_preprocessor.json; re-save it with LeRobot >= 0.4.")
-    if arch_override is None and (folder / ARCH_SIDECAR).is_file():
-        arch_override = json.loads((folder / ARCH_SIDECAR).read_text())
 
     data["type"] = BASE_TYPES[data["type"]]
     data["pruning"] = {"type": pruning.type, **draccus.encode(pruning)}
-    data["arch_override"] = arch_override if arch_override is not None else data.get("arch_override")
-    if tokenizer is not None:
-        data["tokenizer_name"] = tokenizer
-    elif "tokenizer_name" not in data:
-        data["tokenizer_name"] = _saved_tokenizer_name(folder) or data.get("tokenizer_name")
-        if data["tokenizer_name"] is None:
-            del data["tokenizer_name"]
+    if data["type"] == "pruned_smolvla":
+        _check_smolvla_options(folder, tokenizer, arch_override)
+    else:
+        _carry_paligemma_options(data, folder, tokenizer, arch_override)
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "config.json").write_text(json.dumps(data))
         config = PreTrainedConfig.from_pretrained(tmp)  # validates every field, strategy included
@@ -97,6 +94,30 @@ def convert(base: str | Path, out: str | Path, pruning: PruningConfig, *, tokeni
         _set_tokenizer(out / "policy_preprocessor.json", tokenizer)
     logger.info("Wrote %s checkpoint (%s) to %s", config.type, pruning.type, out)
     return out
+
+
+def _carry_paligemma_options(data: dict, folder: Path, tokenizer: str | None,
+                             arch_override: dict[str, int] | None) -> None:  # fmt: skip
+    """π0/π0.5: the backbone sizes (argument or init-tiny's sidecar) and the tokenizer go into the config."""
+    if arch_override is None and (folder / ARCH_SIDECAR).is_file():
+        arch_override = json.loads((folder / ARCH_SIDECAR).read_text())
+    data["arch_override"] = arch_override if arch_override is not None else data.get("arch_override")
+    if tokenizer is not None:
+        data["tokenizer_name"] = tokenizer
+    elif "tokenizer_name" not in data:
+        data["tokenizer_name"] = _saved_tokenizer_name(folder) or data.get("tokenizer_name")
+        if data["tokenizer_name"] is None:
+            del data["tokenizer_name"]
+
+
+def _check_smolvla_options(folder: Path, tokenizer: str | None, arch_override: dict[str, int] | None) -> None:
+    """SmolVLA reads its sizes and tokenizer from `vlm_model_name`; π0's two options do not apply."""
+    if tokenizer is not None or arch_override is not None:
+        raise ValueError(
+            f"{folder} is a SmolVLA checkpoint: its VLM sizes and tokenizer come from `vlm_model_name` in its "
+            f"config.json, so tokenizer={tokenizer!r} / arch_override={arch_override!r} are not accepted "
+            "(they apply to π0/π0.5)."
+        )
 
 
 def _saved_tokenizer_name(folder: Path) -> str | None:

@@ -97,7 +97,7 @@ def pusht_stats() -> dict[str, dict[str, torch.Tensor]]:
     return {"observation.state": dict(stat), "action": dict(stat)}
 
 
-TINY_POLICY_TYPES = ("pi0", "pi05")
+TINY_POLICY_TYPES = ("pi0", "pi05", "smolvla")
 
 
 def init_tiny(out: str | Path, *, policy_type: str = "pi0", env_type: str = "pusht", empty_cameras: int = 0,
@@ -110,12 +110,18 @@ def init_tiny(out: str | Path, *, policy_type: str = "pi0", env_type: str = "pus
 
     The folder holds config.json, model.safetensors, both processor pipelines (tokenizer = the local
     `tokenizer/` folder) and `lerobot_prune_arch.json` with the tiny sizes, which `convert` reads.
+    SmolVLA instead gets a local tiny SmolVLM folder as `vlm_model_name` (see `tiny_smolvla`).
     """
     if policy_type not in TINY_POLICY_TYPES:
         raise ValueError(f"policy_type {policy_type!r} is not one of {list(TINY_POLICY_TYPES)}.")
     check_env_type(env_type)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    if policy_type == "smolvla":
+        from .tiny_smolvla import init_tiny_smolvla
+
+        return init_tiny_smolvla(out, empty_cameras=empty_cameras, chunk_size=chunk_size,
+                                 n_action_steps=n_action_steps, seed=seed)  # fmt: skip
     tokenizer_dir = make_tiny_tokenizer(out / TOKENIZER_DIR)
     inputs, outputs = features or env_features(env_type)
     config_cls, policy_cls, module, make_processors = _upstream(policy_type)

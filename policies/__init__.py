@@ -7,5 +7,6 @@ LeRobot's `register_third_party_plugins()` imports this package by its distribut
 
 from .pruned_pi0 import PrunedPI0Config  # noqa: F401
 from .pruned_pi05 import PrunedPI05Config  # noqa: F401
+from .pruned_smolvla import PrunedSmolVLAConfig  # noqa: F401
 
-__all__ = ["PrunedPI0Config", "PrunedPI05Config"]
+__all__ = ["PrunedPI0Config", "PrunedPI05Config", "PrunedSmolVLAConfig"]

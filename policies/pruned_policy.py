@@ -59,7 +59,9 @@ class PrunedPolicyMixin:
             config, rtc_processor=self.rtc_processor, pruner=build_pruner(config.pruning)
         )
         self.model.pruner.bind(config, None, self.model.backbone_info)
-        if kwargs.get("dataset_meta") is not None:  # built for training: a strategy that cannot train says so now
+        if (
+            kwargs.get("dataset_meta") is not None
+        ):  # built for training: a strategy that cannot train says so now
             self.model.check_training()
         if getattr(config, "gradient_checkpointing", False):
             self.model.gradient_checkpointing_enable()

@@ -1,8 +1,10 @@
-"""Tiny random π0 models and inputs built locally (no Hub); real LeRobot classes throughout."""
+"""Tiny random π0 / π0.5 / SmolVLA models and inputs built locally (no Hub); real LeRobot classes throughout."""
 
 from __future__ import annotations
 
+import functools
 import os
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -16,14 +18,20 @@ from lerobot.policies.pi0.modeling_pi0 import PI0Policy  # noqa: E402
 from lerobot.policies.pi05 import modeling_pi05  # noqa: E402
 from lerobot.policies.pi05.configuration_pi05 import PI05Config  # noqa: E402
 from lerobot.policies.pi05.modeling_pi05 import PI05Policy  # noqa: E402
+from lerobot.policies.smolvla import modeling_smolvla  # noqa: E402
+from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig  # noqa: E402
+from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy  # noqa: E402
 
 import lerobot_policy_prune  # noqa: E402, F401
 from lerobot_policy_prune.pruned_pi0.configuration_pruned_pi0 import PrunedPI0Config  # noqa: E402
 from lerobot_policy_prune.pruned_pi0.modeling_pruned_pi0 import PrunedPI0Policy  # noqa: E402
 from lerobot_policy_prune.pruned_pi05.configuration_pruned_pi05 import PrunedPI05Config  # noqa: E402
 from lerobot_policy_prune.pruned_pi05.modeling_pruned_pi05 import PrunedPI05Policy  # noqa: E402
+from lerobot_policy_prune.pruned_smolvla.configuration_pruned_smolvla import PrunedSmolVLAConfig  # noqa: E402
+from lerobot_policy_prune.pruned_smolvla.modeling_pruned_smolvla import PrunedSmolVLAPolicy  # noqa: E402
 from lerobot_prune import make_pruning_config  # noqa: E402
 from lerobot_prune.backbones.arch import TINY_ARCH, backbone_sizes  # noqa: E402
+from lerobot_prune.tiny_smolvla import TINY_TEXT, TINY_VISION, make_tiny_smolvlm  # noqa: E402
 
 CHUNK = 4
 LANG_LEN = 48
@@ -43,7 +51,26 @@ def features(num_cameras: int):
 FAMILIES = {
     "pi0": (PrunedPI0Config, PrunedPI0Policy, PI0Config, PI0Policy, modeling_pi0),
     "pi05": (PrunedPI05Config, PrunedPI05Policy, PI05Config, PI05Policy, modeling_pi05),
+    "smolvla": (PrunedSmolVLAConfig, PrunedSmolVLAPolicy, SmolVLAConfig, SmolVLAPolicy, modeling_smolvla),
 }
+# SmolVLA's image size (its tiny VLM's, as `resize_imgs_with_padding`) and vocabulary; π0's otherwise.
+IMAGE_SIZE = {"smolvla": TINY_VISION["image_size"]}
+VOCAB_SIZE = {"smolvla": TINY_TEXT["vocab_size"]}
+
+
+@functools.cache
+def tiny_smolvlm_dir() -> str:
+    """The tiny SmolVLM folder (config, processor, tokenizer) SmolVLA reads, written once per session."""
+    return str(make_tiny_smolvlm(tempfile.mkdtemp(prefix="lerobot_prune_tiny_smolvlm_")))
+
+
+def vocab_size(family: str) -> int:
+    return VOCAB_SIZE.get(family, TINY_ARCH["vocab_size"])
+
+
+def fixed_prefix_tokens(model, num_cameras: int) -> int:
+    """Prefix tokens that are neither visual nor language (SmolVLA: the state and special image tokens)."""
+    return model.full_prefix_length(num_cameras, torch.zeros(1, 0)) - num_cameras * model.tokens_per_camera
 
 
 def config_kwargs(num_cameras: int, family: str = "pi0") -> dict:
@@ -52,16 +79,18 @@ def config_kwargs(num_cameras: int, family: str = "pi0") -> dict:
                   num_inference_steps=3, device="cpu", push_to_hub=False)  # fmt: skip
     if family == "pi05":
         kwargs["tokenizer_max_length"] = LANG_LEN
+    if family == "smolvla":
+        kwargs |= dict(vlm_model_name=tiny_smolvlm_dir(), num_steps=kwargs.pop("num_inference_steps"),
+                       tokenizer_max_length=LANG_LEN)  # fmt: skip
     return kwargs
 
 
 def make_pruned(strategy: str = "none", num_cameras: int = 3, seed: int = 0, family: str = "pi0", **pruning):
     """A tiny pruned policy of `family` ("pi0" or "pi05") with `strategy`."""
     config_cls, policy_cls = FAMILIES[family][:2]
+    arch = {} if family == "smolvla" else {"arch_override": dict(TINY_ARCH)}
     config = config_cls(
-        pruning=make_pruning_config(strategy, **pruning),
-        arch_override=dict(TINY_ARCH),
-        **config_kwargs(num_cameras, family),
+        pruning=make_pruning_config(strategy, **pruning), **arch, **config_kwargs(num_cameras, family)
     )
     torch.manual_seed(seed)
     return policy_cls(config).eval()
@@ -71,7 +100,7 @@ def make_base(num_cameras: int = 3, seed: int = 0, family: str = "pi0"):
     """LeRobot's own policy of `family` at the tiny size (same seed -> same weights as `make_pruned`)."""
     _, _, config_cls, policy_cls, module = FAMILIES[family]
     torch.manual_seed(seed)
-    with backbone_sizes(module, TINY_ARCH):
+    with backbone_sizes(module, None if family == "smolvla" else TINY_ARCH):
         return policy_cls(config_cls(**config_kwargs(num_cameras, family))).eval()
 
 
@@ -81,14 +110,15 @@ def model_inputs(batch: int, num_cameras: int, missing=(), prompt_lengths=None, 
 
     π0.5 takes `tokens`/`masks` and no state (its state is part of the prompt)."""
     g = torch.Generator().manual_seed(seed)
-    images = [torch.rand(batch, 3, 224, 224, generator=g) * 2 - 1 for _ in range(num_cameras)]
+    size = IMAGE_SIZE.get(family, 224)
+    images = [torch.rand(batch, 3, size, size, generator=g) * 2 - 1 for _ in range(num_cameras)]
     img_masks = [torch.ones(batch, dtype=torch.bool) for _ in range(num_cameras)]
     for b, cams in enumerate(missing):
         for c in cams:
             img_masks[c][b] = False
             images[c][b] = -1.0
     prompt_lengths = prompt_lengths or [12] * batch
-    lang_tokens = torch.randint(4, TINY_ARCH["vocab_size"], (batch, LANG_LEN), generator=g)
+    lang_tokens = torch.randint(4, vocab_size(family), (batch, LANG_LEN), generator=g)
     lang_masks = torch.arange(LANG_LEN)[None, :] < torch.tensor(prompt_lengths)[:, None]
     lang_tokens = lang_tokens.masked_fill(~lang_masks, 0)
     state = torch.randn(batch, 32, generator=g)

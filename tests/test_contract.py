@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import FAMILIES, LANG_LEN, TOKENS_PER_CAMERA, make_active, model_inputs, select_rows
+from conftest import FAMILIES, LANG_LEN, fixed_prefix_tokens, make_active, model_inputs, select_rows
 
 from lerobot_prune import list_strategies
 from lerobot_prune.selection import keep_budget
@@ -50,10 +50,11 @@ def test_language_tokens_are_never_removed(strategy, family):
     inputs = model_inputs(1, 2, prompt_lengths=[9], family=family)
     _, selection = _two_calls(policy, inputs)
     lengths = policy.model.last_trace.prefix_lengths
+    others = LANG_LEN + fixed_prefix_tokens(policy.model, 2)
     if policy.model.pruner.mode == "mask":
-        assert lengths == [2 * TOKENS_PER_CAMERA + LANG_LEN] * 4
+        assert lengths == [2 * policy.model.tokens_per_camera + others] * policy.model.vlm_depth
     else:
-        assert lengths[-1] == int(selection.counts.max()) + LANG_LEN
+        assert lengths[-1] == int(selection.counts.max()) + others
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import FAMILIES, make_pruned, model_inputs
+from conftest import FAMILIES, LANG_LEN, fixed_prefix_tokens, make_pruned, model_inputs
 
 MISSING = {1: [()], 2: [(1,)], 3: [(0,)]}
 
@@ -26,10 +26,12 @@ def test_in_llm_drop_equals_mask(layer, keep_ratio, num_cameras, family):
     inputs = model_inputs(1, num_cameras, missing=MISSING[num_cameras], prompt_lengths=[9], family=family)
     dropped, masked, lengths = _drop_vs_mask(policy, inputs)
     torch.testing.assert_close(dropped, masked, atol=1e-4, rtol=0)
-    valid = 256 * (num_cameras - len(MISSING[num_cameras][0]))
+    per_camera, depth = policy.model.tokens_per_camera, policy.model.vlm_depth
+    others = LANG_LEN + fixed_prefix_tokens(policy.model, num_cameras)
+    valid = per_camera * (num_cameras - len(MISSING[num_cameras][0]))
     kept = max(1, round(keep_ratio * valid))
-    assert lengths[:layer] == [256 * num_cameras + 48] * layer
-    assert lengths[layer:] == [kept + 48] * (4 - layer)
+    assert lengths[:layer] == [per_camera * num_cameras + others] * layer
+    assert lengths[layer:] == [kept + others] * (depth - layer)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -38,7 +40,9 @@ def test_pre_llm_drop_with_preserved_positions_equals_mask(family):
     inputs = model_inputs(2, 2, missing=[(), (0,)], prompt_lengths=[4, 30], family=family)
     dropped, masked, lengths = _drop_vs_mask(policy, inputs)
     torch.testing.assert_close(dropped, masked, atol=1e-4, rtol=0)
-    assert lengths == [128 + 48] * 4
+    kept = round(0.25 * 2 * policy.model.tokens_per_camera)  # the fuller sample's budget
+    others = LANG_LEN + fixed_prefix_tokens(policy.model, 2)
+    assert lengths == [kept + others] * policy.model.vlm_depth
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -20,10 +20,8 @@ through adaRMS. `suffix_inputs` and `suffix_length` carry that difference.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
 import torch
-from lerobot.policies.common.flow_matching import euler_integrate
 from lerobot.policies.common.vla_utils import make_att_2d_masks, prepare_attention_masks_4d
 from lerobot.policies.pi0 import modeling_pi0
 from lerobot.policies.pi0.modeling_pi0 import PI0Pytorch
@@ -31,20 +29,19 @@ from lerobot.policies.pi05 import modeling_pi05
 from lerobot.policies.pi05.modeling_pi05 import PI05Pytorch
 from torch import Tensor
 
-from ..metrics import CallTrace, LayerDims
-from ..profiling import StrategyClock
+from ..metrics import LayerDims
 from ..selection import TokenSelection
 from ..strategies.base import PruningView, TokenPruner
-from ..strategies.none import NoPruningConfig
 from .arch import backbone_sizes
+from .engine import PruningEngine, cut_prefix
 from .paligemma_signals import ExpertAttentionCapture, PaliGemmaSignals
-from .prefix import Prefix, PrefixKV, VisualLayout, count_per_camera, img_masks_to_valid
+from .prefix import Prefix, PrefixKV, VisualLayout
 from .training import PruningAwareTraining
 
 logger = logging.getLogger(__name__)
 
 
-class PaliGemmaPruning(PruningAwareTraining):
+class PaliGemmaPruning(PruningAwareTraining, PruningEngine):
     """The pruned inference (and pruning-aware training) path of π0 and π0.5 (methods_spec §1.3-1.4);
     mixed in before the upstream class."""
 
@@ -54,13 +51,7 @@ class PaliGemmaPruning(PruningAwareTraining):
     def __init__(self, config, rtc_processor=None, pruner: TokenPruner | None = None):
         with backbone_sizes(self.modeling_module, getattr(config, "arch_override", None)):
             super().__init__(config, rtc_processor=rtc_processor)
-        self.pruner = pruner
-        self.last_trace: CallTrace | None = None
-        self.last_view: PruningView | None = None
-        self.last_selection: TokenSelection | None = None
-        self.call_index = 0
-        self.fallback_count = 0
-        self.strategy_clock = StrategyClock()
+        self._init_pruning(pruner)
         self.training_metrics = {}
 
     @property
@@ -97,105 +88,35 @@ class PaliGemmaPruning(PruningAwareTraining):
         """(VLM, expert) decoder-layer sizes, for FLOP accounting."""
         return LayerDims.from_hf(self.language_model.config), LayerDims.from_hf(self.expert_model.config)
 
-    def reset_pruning(self) -> None:
-        self.call_index = 0
-        if self.pruner is not None:
-            self.pruner.reset()
-
     def _unpruned_sample(self, images, img_masks, lang_tokens, lang_masks, state, noise, num_steps, kwargs):
         raise NotImplementedError
 
     def _unpruned_forward(self, images, img_masks, lang_tokens, lang_masks, state, actions, noise, time):
         raise NotImplementedError
 
-    @torch.no_grad()
-    def pruned_sample_actions(self, images, img_masks, lang_tokens, lang_masks, state: Tensor | None,
-                              noise=None, num_steps=None, **kwargs) -> Tensor:  # fmt: skip
-        """The upstream `sample_actions` with the strategy applied; `[B, chunk_size, max_action_dim]`.
+    @property
+    def vlm_depth(self) -> int:
+        return len(self.language_model.layers)
 
-        `state` is π0's `[B, max_state_dim]` (None for π0.5, whose state is in the prompt).
-        """
-        pruner = self.pruner
-        if pruner is None or pruner.is_noop():
-            self.last_trace = self._full_vision_trace(img_masks, lang_masks, num_steps)
-            self.last_selection = None
-            self.call_index += 1
-            return self._unpruned_sample(
-                images, img_masks, lang_tokens, lang_masks, state, noise, num_steps, kwargs
-            )
-        device = lang_tokens.device
-        pruner.check_ready()
-        num_steps = num_steps or self.config.num_inference_steps
-        if noise is None:
-            shape = (lang_tokens.shape[0], self.config.chunk_size, self.config.max_action_dim)
-            noise = self.sample_noise(shape, device)
+    @property
+    def default_num_steps(self) -> int:
+        return self.config.num_inference_steps
+
+    def full_prefix_length(self, num_cameras: int, lang_masks: Tensor) -> int:
+        return num_cameras * self.tokens_per_camera + lang_masks.shape[1]
+
+    def _before_prefill(self) -> None:
         self.language_model.config._attn_implementation = "eager"  # noqa: SLF001  (as upstream)
         self.expert_model.config._attn_implementation = "eager"  # noqa: SLF001
-        prefix, suffix_offset, visual_index = self.embed_for_pruning(images, img_masks, lang_tokens, lang_masks,
-                                                                     pruner)  # fmt: skip
-        view = self.make_view(prefix, visual_index, len(images), pruner)
-        clock = self.strategy_clock
-        clock.seconds = 0.0
-        with clock.section(device):
-            pruner.prepare(view)
-        kv, selection, fell_back = self.prefill(prefix, suffix_offset, view, pruner)
-        run = _DenoiseRun(self, state, kv, view, pruner.expert_layers(view), pruner.expert_steps)
-        if pruner.stage == "mask_all_layers":
-            run.after_first_step = lambda: self._decide_after_probe(prefix, suffix_offset, view, pruner)
-        actions = euler_integrate(
-            run,
-            noise,
-            num_steps,
-            rtc_processor=self.rtc_processor,
-            rtc_enabled=self._rtc_enabled(),
-            inference_delay=kwargs.get("inference_delay"),
-            prev_chunk_left_over=kwargs.get("prev_chunk_left_over"),
-            execution_horizon=kwargs.get("execution_horizon"),
-        )
-        if pruner.stage == "mask_all_layers":
-            selection, fell_back, reruns = run.decision
-        else:
-            reruns = 0
-        view.expert_attention = run.capture.result() if run.capture is not None else view.expert_attention
-        view.extras["actions"] = actions
-        with clock.section(device):
-            pruner.observe(view, selection)
-        self.last_view, self.last_selection = view, selection
-        self.last_trace = CallTrace(
-            kept_per_camera=count_per_camera(
-                view.camera_ids, selection, view.num_cameras, view.visual_valid
-            ).cpu(),
-            valid_per_camera=count_per_camera(
-                view.camera_ids, None, view.num_cameras, view.visual_valid
-            ).cpu(),
-            prefix_lengths=run.kv.layer_lengths,
-            full_length=len(images) * self.tokens_per_camera + lang_masks.shape[1],
-            suffix_length=self.suffix_length,
-            num_steps=num_steps,
-            fallback=fell_back,
-            extra_prefix_passes=reruns,
-            extra_steps=reruns,
-            diagnostics=pruner.diagnostics(),
-        )
-        self.call_index += 1
-        return actions
 
-    @torch.no_grad()
-    def visual_attention_columns(self, images, img_masks, lang_tokens, lang_masks) -> tuple[Tensor, Tensor]:
-        """Unpruned prefill; returns (`[B, depth, M]` attention onto each visual key at every VLM layer,
-        mean over heads and valid prefix rows; `[B, M]` valid). TIES calibration uses it."""
-        probe = _AllLayersProbe(NoPruningConfig())
-        prefix, suffix_offset, visual_index = self.embed_for_pruning(
-            images, img_masks, lang_tokens, lang_masks, probe
-        )
-        view = self.make_view(prefix, visual_index, len(images), probe)
-        probe.prepare(view)
-        self.prefill(prefix, suffix_offset, view, probe)
-        columns = [view.signals.attention_to_visual("all", layer=layer) for layer in range(view.vlm_depth)]
-        return torch.stack(columns, dim=1), view.visual_valid
+    def make_signals(self, prefix: Prefix, default_layer: int | None) -> PaliGemmaSignals:
+        return PaliGemmaSignals(self, prefix, default_layer)
+
+    def expert_capture(self, kv: PrefixKV, layers: list[int], num_visual: int) -> ExpertAttentionCapture:
+        return ExpertAttentionCapture(self, kv, layers, num_visual)
 
     def embed_for_pruning(
-        self, images, img_masks, lang_tokens, lang_masks, pruner
+        self, images, img_masks, lang_tokens, lang_masks, pruner, state: Tensor | None = None
     ) -> tuple[Prefix, Tensor, Tensor]:
         """The prefix as the VLM's first layer sees it (compacted if asked), the suffix offset `[B]` and
         the original visual index of each visual column `[M]`."""
@@ -210,21 +131,6 @@ class PaliGemmaPruning(PruningAwareTraining):
             prefix = prefix.take_columns(cols)
             visual_index = cols[: prefix.num_visual]
         return prefix, suffix_offset, visual_index
-
-    def make_view(
-        self, prefix: Prefix, visual_index: Tensor, num_cameras: int, pruner: TokenPruner
-    ) -> PruningView:
-        default_layer = pruner.prune_layer - 1 if pruner.stage == "in_llm" else None
-        return PruningView(
-            visual_valid=prefix.visual_valid,
-            camera_ids=prefix.camera_ids,
-            num_cameras=num_cameras,
-            call_index=self.call_index,
-            signals=PaliGemmaSignals(self, prefix, default_layer),
-            visual_index=visual_index,
-            tokens_per_camera=self.tokens_per_camera,
-            vlm_depth=len(self.language_model.layers),
-        )
 
     def prefill(self, prefix: Prefix, suffix_offset: Tensor, view: PruningView, pruner: TokenPruner,
                 forced: TokenSelection | None = None,
@@ -271,18 +177,9 @@ class PaliGemmaPruning(PruningAwareTraining):
                 else:
                     selection, fell_back = self._run_strategy(pruner, view)
                 if selection is not None:
-                    if pruner.mode == "drop":
-                        prefix = replace(prefix, embs=hidden).keep(selection)
-                        hidden = prefix.embs
-                        layout = VisualLayout(prefix.num_visual, selection.keep_idx, selection.valid.float())
-                        if K == 0 and not pruner.preserve_positions:
-                            prefix.pos = torch.cumsum(prefix.pad, dim=1) - 1
-                            suffix_offset = prefix.pad.sum(dim=1)
-                        mask_2d = make_att_2d_masks(prefix.pad, prefix.att)
-                        key_mask = prefix.pad
-                    else:
-                        key_mask = prefix.key_mask(selection)
-                        mask_2d = mask_2d & key_mask[:, None, :]
+                    cut = cut_prefix(self, prefix, hidden, mask_2d, suffix_offset, selection, pruner, K == 0)
+                    prefix, hidden, layout = cut.prefix, cut.hidden, cut.layout
+                    mask_2d, key_mask, suffix_offset = cut.mask_2d, cut.key_mask, cut.suffix_offset
                     attention_mask = prepare_attention_masks_4d(mask_2d, dtype=hidden.dtype)
                     position_embeddings = self.language_model.rotary_emb(hidden, prefix.pos)
             kv.key_masks[layer_idx] = key_mask
@@ -300,28 +197,6 @@ class PaliGemmaPruning(PruningAwareTraining):
         kv.suffix_offset = suffix_offset
         kv.layer_lengths = layer_lengths
         return kv, selection, fell_back
-
-    def _decide_after_probe(self, prefix: Prefix, suffix_offset: Tensor, view: PruningView,
-                            pruner: TokenPruner) -> tuple[PrefixKV | None, TokenSelection | None, bool]:  # fmt: skip
-        """Second half of a probing strategy: select from the probe's signals; rebuild the cache if needed."""
-        selection, fell_back = self._run_strategy(pruner, view)
-        if selection is None:
-            return None, None, fell_back
-        kv, _, _ = self.prefill(prefix, suffix_offset, view, pruner, forced=selection)
-        return kv, selection, fell_back
-
-    def _run_strategy(self, pruner: TokenPruner, view: PruningView) -> tuple[TokenSelection | None, bool]:
-        """Returns the strategy's selection and whether it failed and fell back to full vision."""
-        try:
-            with self.strategy_clock.section(view.visual_valid.device):
-                return pruner.select(view), False
-        except Exception:
-            if pruner.config.fallback == "raise":
-                raise
-            self.fallback_count += 1
-            logger.warning("Strategy %r failed; this call runs with full vision.", pruner.config.type,
-                           exc_info=True)  # fmt: skip
-            return None, True
 
     def denoise_with_prefix(self, state, kv: PrefixKV, x_t: Tensor, timestep: Tensor) -> Tensor:
         """One Euler velocity `[B, chunk, max_action_dim]`, attending to each layer's prefix keys."""
@@ -351,68 +226,6 @@ class PaliGemmaPruning(PruningAwareTraining):
             )
         hidden, _ = expert.norm(hidden, adarms_cond)
         return self.action_out_proj(hidden[:, -self.config.chunk_size :].to(torch.float32))
-
-    def _full_vision_trace(self, img_masks, lang_masks, num_steps) -> CallTrace:
-        valid = count_per_camera(
-            torch.arange(len(img_masks), device=lang_masks.device).repeat_interleave(self.tokens_per_camera),
-            None, len(img_masks), img_masks_to_valid(img_masks, self.tokens_per_camera),
-        ).cpu()  # fmt: skip
-        length = len(img_masks) * self.tokens_per_camera + lang_masks.shape[1]
-        return CallTrace(
-            kept_per_camera=valid,
-            valid_per_camera=valid,
-            prefix_lengths=[length] * len(self.language_model.layers),
-            full_length=length,
-            suffix_length=self.suffix_length,
-            num_steps=num_steps or self.config.num_inference_steps,
-            fallback=False,
-        )
-
-
-class _DenoiseRun:
-    """The velocity function of one call's Euler loop: reads the prefix cache, captures the expert's
-    attention on the requested steps, and lets a probing strategy swap the cache after the first step."""
-
-    def __init__(self, model: PaliGemmaPruning, state: Tensor | None, kv: PrefixKV, view: PruningView,
-                 layers: list[int], steps: str):  # fmt: skip
-        self.model, self.state, self.kv, self.view, self.steps = model, state, kv, view, steps
-        self.capture = (
-            ExpertAttentionCapture(model, kv, layers, view.visual_valid.shape[1]) if layers else None
-        )
-        self.after_first_step = None
-        self.decision = (None, False, 0)
-        self.step = 0
-        kv.reading = True
-
-    def __call__(self, x_t: Tensor, timestep: Tensor) -> Tensor:
-        capturing = self.capture is not None and (self.steps == "all" or self.step == 0)
-        if capturing:
-            with self.capture:
-                velocity = self.model.denoise_with_prefix(self.state, self.kv, x_t, timestep)
-        else:
-            velocity = self.model.denoise_with_prefix(self.state, self.kv, x_t, timestep)
-        if self.step == 0 and self.after_first_step is not None:
-            self.view.expert_attention = self.capture.result() if self.capture is not None else None
-            kv, selection, fell_back = self.after_first_step()
-            self.decision = (selection, fell_back, int(kv is not None))
-            if kv is not None:
-                self.kv = kv
-                kv.reading = True
-                velocity = self.model.denoise_with_prefix(self.state, kv, x_t, timestep)
-        self.step += 1
-        return velocity
-
-
-class _AllLayersProbe(TokenPruner):
-    """Runs the prefix unpruned and records every layer's input (for attention at all layers)."""
-
-    stage = "mask_all_layers"
-
-    def prepare(self, view: PruningView) -> None:
-        view.signals.capture_layers(range(view.vlm_depth))
-
-    def select(self, view: PruningView) -> None:
-        return None
 
 
 class PrunedPI0Pytorch(PaliGemmaPruning, PI0Pytorch):

@@ -55,11 +55,16 @@ class PaliGemmaSignals(SignalSource):
         if layer_idx in self.wanted:
             self.records[layer_idx] = _LayerInput(hidden, prefix, mask_2d, layout)
 
+    def language_span(self, prefix: Prefix) -> tuple[int, int]:
+        """Columns `[start, stop)` of the language tokens in `prefix` (here: everything after the visual)."""
+        return prefix.num_visual, prefix.pad.shape[1]
+
     def visual_embeds(self) -> Tensor:
         return self.prefix.embs[:, : self.prefix.num_visual]
 
     def text_embeds(self) -> tuple[Tensor, Tensor]:
-        return self.prefix.embs[:, self.prefix.num_visual :], self.prefix.pad[:, self.prefix.num_visual :]
+        start, stop = self.language_span(self.prefix)
+        return self.prefix.embs[:, start:stop], self.prefix.pad[:, start:stop]
 
     def attention_to_visual(self, query: AttentionQuery, layer: int | None = None) -> Tensor:
         layer = self.default_layer if layer is None else layer
@@ -71,20 +76,21 @@ class PaliGemmaSignals(SignalSource):
         rec = self.records[layer]
         prefix = rec.prefix
         batch, length = prefix.pad.shape
-        lang_pad = prefix.pad[:, prefix.num_visual :]
+        start, stop = self.language_span(prefix)
+        lang_pad = prefix.pad[:, start:stop]
         if isinstance(query, str) and query != "all" and not bool(lang_pad.any(dim=1).all()):
             raise ValueError(
                 f"attention query {query!r} needs a language token in every sample, but a prompt is empty; "
                 "check that the batch carries a task string (or use query='all')."
             )
-        lang_rows = torch.arange(prefix.num_visual, length, device=prefix.pad.device).expand(batch, -1)
+        lang_rows = torch.arange(start, stop, device=prefix.pad.device).expand(batch, -1)
         if isinstance(query, Tensor):
             rows, row_weight = lang_rows, query.float() * lang_pad
         elif query == "last_text":
             last = (lang_pad.long() * torch.arange(1, lang_pad.shape[1] + 1, device=lang_pad.device)).argmax(
                 1
             )
-            rows = (prefix.num_visual + last)[:, None]
+            rows = (start + last)[:, None]
             row_weight = lang_pad.any(dim=1, keepdim=True).float()
         elif query == "text":
             rows, row_weight = lang_rows, lang_pad.float()

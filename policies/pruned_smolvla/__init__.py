@@ -1,0 +1,3 @@
+from .configuration_pruned_smolvla import PrunedSmolVLAConfig
+
+__all__ = ["PrunedSmolVLAConfig"]

@@ -33,11 +33,7 @@ def make_pruned_pi0_pre_post_processors(
 def make_pi0_family_processors(config, dataset_stats, tokenizer_name: str) -> Pipelines:
     """Same steps, order and registry names as `make_pi0_pre_post_processors` (so the saved JSONs are
     interchangeable with π0's), with the tokenizer loaded from `tokenizer_name` (Hub id or folder)."""
-    relative_step = RelativeActionsProcessorStep(
-        enabled=config.use_relative_actions,
-        exclude_joints=getattr(config, "relative_exclude_joints", []),
-        action_names=getattr(config, "action_feature_names", None),
-    )
+    relative_step = relative_actions_step(config)
     steps = make_default_policy_processor_steps(config, dataset_stats)
     input_steps = [
         steps.rename_observations,
@@ -59,3 +55,12 @@ def make_pi0_family_processors(config, dataset_stats, tokenizer_name: str) -> Pi
         steps.to_cpu,
     ]
     return make_policy_processor_pipelines(input_steps=input_steps, output_steps=output_steps)
+
+
+def relative_actions_step(config) -> RelativeActionsProcessorStep:
+    """The relative-actions step of the π0 family, configured as upstream does."""
+    return RelativeActionsProcessorStep(
+        enabled=config.use_relative_actions,
+        exclude_joints=getattr(config, "relative_exclude_joints", []),
+        action_names=getattr(config, "action_feature_names", None),
+    )

@@ -6,13 +6,12 @@ import torch
 from lerobot.policies.pi05.processor_pi05 import Pi05PrepareStateTokenizerProcessorStep
 from lerobot.processor import (
     AbsoluteActionsProcessorStep,
-    RelativeActionsProcessorStep,
     TokenizerProcessorStep,
     make_default_policy_processor_steps,
     make_policy_processor_pipelines,
 )
 
-from ..pruned_pi0.processor_pruned_pi0 import Pipelines
+from ..pruned_pi0.processor_pruned_pi0 import Pipelines, relative_actions_step
 from .configuration_pruned_pi05 import PrunedPI05Config
 
 
@@ -25,11 +24,7 @@ def make_pruned_pi05_pre_post_processors(
 def make_pi05_processors(config, dataset_stats, tokenizer_name: str) -> Pipelines:
     """Same steps, order and registry names as `make_pi05_pre_post_processors` (normalise before the state
     is discretised into the prompt), with the tokenizer loaded from `tokenizer_name` (Hub id or folder)."""
-    relative_step = RelativeActionsProcessorStep(
-        enabled=config.use_relative_actions,
-        exclude_joints=getattr(config, "relative_exclude_joints", []),
-        action_names=getattr(config, "action_feature_names", None),
-    )
+    relative_step = relative_actions_step(config)
     steps = make_default_policy_processor_steps(config, dataset_stats)
     input_steps = [
         steps.rename_observations,

@@ -47,6 +47,12 @@ class PruningEngine:
         self.fallback_count = 0
         self.strategy_clock = StrategyClock()
 
+    @property
+    def backbone_info(self) -> dict:
+        """What identifies the backbone for saved statistics (TIES calibration)."""
+        return {"type": self.family, "vlm_depth": self.vlm_depth,
+                "width": self.language_model.config.hidden_size, "tokens_per_camera": self.tokens_per_camera}  # fmt: skip
+
     def reset_pruning(self) -> None:
         self.call_index = 0
         if self.pruner is not None:

@@ -77,13 +77,6 @@ class PaliGemmaPruning(PruningAwareTraining, PruningEngine):
         return self.embed_suffix(state, x_t, timestep)
 
     @property
-    def backbone_info(self) -> dict:
-        """What identifies the backbone for saved statistics (TIES calibration)."""
-        lm = self.language_model.config
-        return {"type": self.family, "vlm_depth": lm.num_hidden_layers, "width": lm.hidden_size,
-                "tokens_per_camera": self.tokens_per_camera}  # fmt: skip
-
-    @property
     def layer_dims(self) -> tuple[LayerDims, LayerDims]:
         """(VLM, expert) decoder-layer sizes, for FLOP accounting."""
         return LayerDims.from_hf(self.language_model.config), LayerDims.from_hf(self.expert_model.config)

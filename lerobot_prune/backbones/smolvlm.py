@@ -83,13 +83,6 @@ class PrunedVLAFlowMatching(PruningEngine, VLAFlowMatching):
         return self.config.num_steps
 
     @property
-    def backbone_info(self) -> dict:
-        """What identifies the backbone for saved statistics (TIES calibration)."""
-        text = self.language_model.config
-        return {"type": self.family, "vlm_depth": self.vlm_depth, "width": text.hidden_size,
-                "tokens_per_camera": self.tokens_per_camera}  # fmt: skip
-
-    @property
     def layer_dims(self) -> tuple[LayerDims, LayerDims]:
         """(VLM, expert) decoder-layer sizes, for FLOP accounting (cross-attention layers are counted as
         self-attention layers over the same keys)."""

@@ -77,9 +77,9 @@ def cmd_calibrate(argv: list[str]) -> None:
 
 
 def cmd_bench(argv: list[str]) -> None:
-    from .bench import BenchArgs, run_bench
+    from .bench import BenchArgs, command_line, run_bench
 
-    run_bench(draccus.parse(BenchArgs, args=argv))
+    run_bench(draccus.parse(BenchArgs, args=argv), command=command_line(argv))
 
 
 def cmd_serve(argv: list[str]) -> None:

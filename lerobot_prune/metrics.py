@@ -41,6 +41,20 @@ def layer_flops(d: LayerDims, num_queries: int, num_keys: int) -> int:
     return q_and_o + k_and_v + scores_and_mix + gated_mlp
 
 
+def vit_flops(width: int, mlp_dim: int, depth: int, num_patches: int, patch_size: int) -> int:
+    """FLOPs (x2 multiply-adds) of a ViT vision tower on one image: patch embedding, then `depth` layers
+    of full self-attention (Q/K/V/O projections, scores and mix) and a two-matrix MLP."""
+    embed = 2 * num_patches * 3 * patch_size**2 * width
+    attention = 2 * 4 * num_patches * width * width + 2 * 2 * num_patches * num_patches * width
+    mlp = 2 * 2 * num_patches * width * mlp_dim
+    return embed + depth * (attention + mlp)
+
+
+def kv_cache_bytes(vlm: LayerDims, prefix_lengths: list[int], bytes_per_value: int) -> int:
+    """Bytes of the prefix keys and values one sample keeps for the denoising loop."""
+    return sum(2 * n * vlm.num_kv_heads * vlm.head_dim * bytes_per_value for n in prefix_lengths)
+
+
 @dataclass(frozen=True)
 class CallTrace:
     """What one `sample_actions` call computed.

@@ -17,13 +17,16 @@ class Point:
     y: float
     label: str
     group: str  # points of one group share a colour (e.g. the strategy)
+    hollow: bool = False  # a reference point (e.g. an ideal) drawn as an open marker with a thin line
 
 
 def scatter(points: list[Point], path: str | Path, *, x_label: str, y_label: str, title: str,
-            y_range: tuple[float, float] | None = None, size: tuple[int, int] = (900, 600)) -> Path:  # fmt: skip
+            y_range: tuple[float, float] | None = None, size: tuple[int, int] = (900, 600),
+            connect: bool = False) -> Path:  # fmt: skip
     """Writes a PNG with one labelled marker per point, axes with ticks, and a legend of the groups.
 
-    Labels are staggered vertically (three rows) so points at similar positions stay readable.
+    Labels are staggered vertically (three rows) so points at similar positions stay readable. With
+    `connect`, the points of each group (solid and hollow apart) are joined in order of x.
     """
     if not points:
         raise ValueError(f"No points to plot in {path}.")
@@ -53,9 +56,19 @@ def scatter(points: list[Point], path: str | Path, *, x_label: str, y_label: str
     draw.text((10, top - 25), y_label, fill="black", font=font, anchor="lm")
     draw.text(((left + width - right) / 2, 15), title, fill="black", font=font, anchor="mm")
     groups = list(dict.fromkeys(p.group for p in points))
+    if connect:
+        for group in groups:
+            for hollow in (False, True):
+                line = sorted((p.x, p.y) for p in points if p.group == group and p.hollow == hollow)
+                if len(line) > 1:
+                    color = COLORS[groups.index(group) % len(COLORS)]
+                    draw.line([to_px(x, y) for x, y in line], fill=color, width=1 if hollow else 2)
     for i, p in enumerate(points):
         color = COLORS[groups.index(p.group) % len(COLORS)]
         px, py = to_px(p.x, p.y)
+        if p.hollow:
+            draw.ellipse([px - 4, py - 4, px + 4, py + 4], fill="white", outline=color, width=2)
+            continue
         draw.ellipse([px - 5, py - 5, px + 5, py + 5], fill=color, outline="black")
         draw.text((px + 8, py - 8 - 14 * (i % 3)), p.label, fill=color, font=font)
     for i, group in enumerate(groups):

@@ -29,8 +29,11 @@ _IMAGE_SPECIALS = {
 }
 
 
-def make_tiny_smolvlm(directory: str | Path) -> Path:
-    """Writes the tiny SmolVLM config, processor and tokenizer to `directory` and returns it."""
+def make_tiny_smolvlm(directory: str | Path, text: dict | None = None, vision: dict | None = None) -> Path:
+    """Writes a SmolVLM config (the tiny sizes unless `text` / `vision` override them), processor and
+    word-level tokenizer to `directory` and returns it."""
+    text_sizes = {**TINY_TEXT, **(text or {})}
+    vision_sizes = {**TINY_VISION, **(vision or {})}
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast, SmolVLMConfig, SmolVLMProcessor
     from transformers.models.smolvlm.image_processing_smolvlm import SmolVLMImageProcessor
@@ -51,18 +54,18 @@ def make_tiny_smolvlm(directory: str | Path) -> Path:
         tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", bos_token="<bos>", eos_token="<eos>",
         extra_special_tokens=dict(_IMAGE_SPECIALS),
     )  # fmt: skip
-    image_size = TINY_VISION["image_size"]
+    image_size = vision_sizes["image_size"]
     processor = SmolVLMProcessor(
         image_processor=SmolVLMImageProcessor(
             size={"longest_edge": image_size}, max_image_size={"longest_edge": image_size}
         ),
         tokenizer=tokenizer,
         video_processor=SmolVLMVideoProcessor(),
-        image_seq_len=(image_size // TINY_VISION["patch_size"]) ** 2 // TINY_SCALE_FACTOR**2,
+        image_seq_len=(image_size // vision_sizes["patch_size"]) ** 2 // TINY_SCALE_FACTOR**2,
     )
-    text = {**TINY_TEXT, "model_type": "llama", "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3}
+    text = {**text_sizes, "model_type": "llama", "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3}
     config = SmolVLMConfig(
-        text_config=text, vision_config=dict(TINY_VISION), scale_factor=TINY_SCALE_FACTOR,
+        text_config=text, vision_config=vision_sizes, scale_factor=TINY_SCALE_FACTOR,
         image_token_id=vocab["<image>"], pad_token_id=0,
     )  # fmt: skip
     directory = Path(directory)

@@ -248,12 +248,14 @@ class ADPPruner(TokenPruner):
             return None
         return self.quota_top_k(view, view.signals.text_visual_logits(), pruned)
 
-    def quota_top_k(self, view: PruningView, scores: Tensor, pruned: list[bool]) -> TokenSelection:
+    def quota_top_k(
+        self, view: PruningView, scores: Tensor, pruned: list[bool], cache: bool = True
+    ) -> TokenSelection:
         """Per-camera top-n_c of `scores` for pruned rows, every valid token for the others.
 
         The quotas of a row depend only on which cameras it has, so they are looked up on the device in a
         table computed once on the host (`quota_table`): no host synchronisation, and a selection width
-        known without reading the device.
+        known without reading the device. `cache=False` (training) builds the table without storing it.
         """
         valid = view.visual_valid
         num_cameras, num_visual = view.num_cameras, view.num_visual
@@ -261,7 +263,7 @@ class ADPPruner(TokenPruner):
             [valid & (view.camera_ids == c) for c in range(num_cameras)], dim=1
         )  # [B, C, M]
         per_camera_valid = in_camera.sum(2)  # [B, C]
-        table, widest = self.quota_table(num_cameras, view.tokens_per_camera, valid.device)
+        table, widest = self.quota_table(num_cameras, view.tokens_per_camera, valid.device, cache)
         bits = torch.arange(num_cameras, device=valid.device)
         pattern = ((per_camera_valid > 0).long() << bits).sum(1)  # [B], bit c: camera c present
         budgets = torch.minimum(table[pattern], per_camera_valid)
@@ -279,7 +281,9 @@ class ADPPruner(TokenPruner):
             keep |= top_k(scores, in_camera[:, c], budgets[:, c], per_camera_width).keep_mask(num_visual)
         return top_k(keep.float(), keep, budgets.sum(1), width)
 
-    def quota_table(self, num_cameras: int, tokens_per_camera: int, device) -> tuple[Tensor, int]:
+    def quota_table(
+        self, num_cameras: int, tokens_per_camera: int, device, cache: bool = True
+    ) -> tuple[Tensor, int]:
         """(`[2**C, C]` long quotas of a pruned row per pattern of present cameras, bit c of the pattern
         index = camera c present; the largest row total), cached per device.
 
@@ -287,14 +291,17 @@ class ADPPruner(TokenPruner):
         camera are 0 or `tokens_per_camera`, and the pattern determines its quotas.
         """
         key = (num_cameras, tokens_per_camera, str(device))
-        if key not in self._quota_tables:
-            weights = self.weights or [1.0] * num_cameras
-            rows = []
-            for pattern in range(2**num_cameras):
-                cams = [tokens_per_camera if pattern >> c & 1 else 0 for c in range(num_cameras)]
-                rows.append(self._quotas(cams, weights))
-            self._quota_tables[key] = torch.tensor(rows, dtype=torch.long, device=device), max(map(sum, rows))
-        return self._quota_tables[key]
+        if key in self._quota_tables:
+            return self._quota_tables[key]
+        weights = self.weights or [1.0] * num_cameras
+        rows = []
+        for pattern in range(2**num_cameras):
+            cams = [tokens_per_camera if pattern >> c & 1 else 0 for c in range(num_cameras)]
+            rows.append(self._quotas(cams, weights))
+        table = torch.tensor(rows, dtype=torch.long, device=device), max(map(sum, rows))
+        if cache:
+            self._quota_tables[key] = table
+        return table
 
     def _quotas(self, cams: list[int], weights: list[float]) -> list[int]:
         """Tokens kept per camera of a pruned row with `cams` valid tokens per camera."""
@@ -309,7 +316,8 @@ class ADPPruner(TokenPruner):
         return budgets
 
     def select_for_training(self, view: PruningView) -> TokenSelection:
-        return self.quota_top_k(view, view.signals.text_visual_logits(), [True] * view.visual_valid.shape[0])
+        rows = [True] * view.visual_valid.shape[0]
+        return self.quota_top_k(view, view.signals.text_visual_logits(), rows, cache=False)
 
     def training_diagnostics(self, view: PruningView, selection: TokenSelection | None) -> dict:
         return {"gate_state": 1.0}  # the gate is open for every training frame

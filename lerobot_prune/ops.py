@@ -60,7 +60,8 @@ def max_min_diversity(features: Tensor, valid: Tensor, count: Tensor, k_max: int
         idx = score.argmax(dim=-1)
         active = count > t
         picks[:, t] = torch.where(active, idx, 0)
-        picked = picked | ((columns == idx[:, None]) & active[:, None])  # not one_hot: it checks idx on the host
+        # a comparison, not one_hot, which checks idx's range on the host
+        picked = picked | ((columns == idx[:, None]) & active[:, None])
         row = dist.gather(1, idx[:, None, None].expand(batch, 1, n)).squeeze(1)
         closest = torch.minimum(closest, row)
     return picks

@@ -265,8 +265,8 @@ class TIESPruner(TokenPruner):
 
     @torch.compiler.disable
     def _record_anchor(self, view: PruningView) -> None:
-        """τ, trust weight and anchor embeddings of the re-anchored rows. Runs on anchor frames only and reads
-        τ on the host per row, so it stays out of torch.compile (whose guards would specialise on it)."""
+        """τ, trust weight and anchor embeddings of the re-anchored rows. Runs on anchor frames only and
+        reads τ on the host per row, so it stays out of torch.compile (its guards would specialise on τ)."""
         columns = torch.stack(
             [view.signals.attention_to_visual("all", layer=layer) for layer in range(view.vlm_depth)], dim=1
         )  # [B, L, M]

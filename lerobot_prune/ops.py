@@ -53,13 +53,15 @@ def max_min_diversity(features: Tensor, valid: Tensor, count: Tensor, k_max: int
     picked = torch.zeros(batch, n, dtype=torch.bool, device=valid.device)
     closest = torch.full((batch, n), math.inf, device=valid.device)
     score = _isolation(dist, valid)
+    columns = torch.arange(n, device=valid.device)
     for t in range(k_max):
         if t > 0:
             score = closest.masked_fill(picked | ~valid, -math.inf)
         idx = score.argmax(dim=-1)
         active = count > t
         picks[:, t] = torch.where(active, idx, 0)
-        picked = picked | (F.one_hot(idx, n).bool() & active[:, None])
+        # a comparison, not one_hot, which checks idx's range on the host
+        picked = picked | ((columns == idx[:, None]) & active[:, None])
         row = dist.gather(1, idx[:, None, None].expand(batch, 1, n)).squeeze(1)
         closest = torch.minimum(closest, row)
     return picks

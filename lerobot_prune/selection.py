@@ -53,14 +53,14 @@ def top_k(scores: Tensor, valid: Tensor, budget: Tensor, k_max: int | None = Non
     Ties go to the lower index (stable descending sort). Invalid tokens are never selected.
 
     Args:
-        scores: `[B, M]` float.
+        scores: `[B, M]` float (compared in float32, or in float64 when given float64).
         valid: `[B, M]` bool.
         budget: `[B]` long, at most the number of valid tokens of the row.
         k_max: width of the result; defaults to `budget.max()` (one host sync).
     """
     if k_max is None:
         k_max = int(budget.max())
-    masked = scores.float().masked_fill(~valid, float("-inf"))
+    masked = (scores if scores.dtype == torch.float64 else scores.float()).masked_fill(~valid, float("-inf"))
     order = torch.sort(masked, dim=1, descending=True, stable=True).indices[:, :k_max]
     return indices_to_selection(order, budget, num_visual=scores.shape[1])
 

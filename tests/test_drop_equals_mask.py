@@ -30,8 +30,11 @@ def test_in_llm_drop_equals_mask(layer, keep_ratio, num_cameras, family):
     others = LANG_LEN + fixed_prefix_tokens(policy.model, num_cameras)
     valid = per_camera * (num_cameras - len(MISSING[num_cameras][0]))
     kept = max(1, round(keep_ratio * valid))
+    assert policy.model.last_trace.kept_per_camera.sum() == kept
+    # The kept width is static (ρ × every visual column, missing cameras' slots padded): shapes never vary.
+    width = max(1, round(keep_ratio * per_camera * num_cameras))
     assert lengths[:layer] == [per_camera * num_cameras + others] * layer
-    assert lengths[layer:] == [kept + others] * (depth - layer)
+    assert lengths[layer:] == [width + others] * (depth - layer)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

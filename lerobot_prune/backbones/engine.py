@@ -71,14 +71,14 @@ class PruningEngine:
         """The upstream `sample_actions` with the strategy applied; `[B, chunk_size, max_action_dim]`."""
         pruner = self.pruner
         if pruner is None or pruner.is_noop():
-            self.last_trace = self._full_vision_trace(img_masks, lang_masks, num_steps)
-            self.last_selection = None
-            self.call_index += 1
-            return self._unpruned_sample(
+            actions = self._unpruned_sample(
                 images, img_masks, lang_tokens, lang_masks, state, noise, num_steps, kwargs
             )
+            self._record_full_vision_call(img_masks, lang_masks, num_steps)
+            return actions
         device = lang_tokens.device
         pruner.check_ready()
+        every_prompt = check_language(pruner, lang_masks)
         num_steps = num_steps or self.default_num_steps
         if noise is None:
             shape = (lang_tokens.shape[0], self.config.chunk_size, self.config.max_action_dim)
@@ -88,6 +88,7 @@ class PruningEngine:
             images, img_masks, lang_tokens, lang_masks, pruner, state=state
         )
         view = self.make_view(prefix, visual_index, len(images), pruner)
+        view.signals.every_prompt = every_prompt
         clock = self.strategy_clock
         clock.seconds = 0.0
         with clock.section(device):
@@ -115,24 +116,40 @@ class PruningEngine:
         with clock.section(device):
             pruner.observe(view, selection)
         self.last_view, self.last_selection = view, selection
+        lengths = run.kv.layer_lengths
+        self._record_call(view, selection, lengths, len(images), lang_masks, num_steps, fell_back, reruns)
+        return actions
+
+    @torch.compiler.disable
+    def _record_call(self, view: PruningView, selection: TokenSelection | None, prefix_lengths: list[int],
+                     num_cameras: int, lang_masks: Tensor, num_steps: int, fell_back: bool,
+                     reruns: int) -> None:  # fmt: skip
+        """Host-side bookkeeping after a pruned call: the trace (reads counts to the host) and `call_index`.
+
+        Kept out of torch.compile: a changing Python int read in a compiled frame is guarded on and would
+        recompile every call, and the trace's `.cpu()` copies belong after the device work anyway.
+        """
+        ids, valid, cameras = view.camera_ids, view.visual_valid, view.num_cameras
         self.last_trace = CallTrace(
-            kept_per_camera=count_per_camera(
-                view.camera_ids, selection, view.num_cameras, view.visual_valid
-            ).cpu(),
-            valid_per_camera=count_per_camera(
-                view.camera_ids, None, view.num_cameras, view.visual_valid
-            ).cpu(),
-            prefix_lengths=run.kv.layer_lengths,
-            full_length=self.full_prefix_length(len(images), lang_masks),
+            kept_per_camera=count_per_camera(ids, selection, cameras, valid).cpu(),
+            valid_per_camera=count_per_camera(ids, None, cameras, valid).cpu(),
+            prefix_lengths=prefix_lengths,
+            full_length=self.full_prefix_length(num_cameras, lang_masks),
             suffix_length=self.suffix_length,
             num_steps=num_steps,
             fallback=fell_back,
             extra_prefix_passes=reruns,
             extra_steps=reruns,
-            diagnostics=pruner.diagnostics(),
+            diagnostics=self.pruner.diagnostics(),
         )
         self.call_index += 1
-        return actions
+
+    @torch.compiler.disable
+    def _record_full_vision_call(self, img_masks, lang_masks, num_steps) -> None:
+        """`_record_call` of an unpruned call."""
+        self.last_trace = self._full_vision_trace(img_masks, lang_masks, num_steps)
+        self.last_selection = None
+        self.call_index += 1
 
     @torch.no_grad()
     def visual_attention_columns(self, images, img_masks, lang_tokens, lang_masks,
@@ -158,7 +175,6 @@ class PruningEngine:
             visual_valid=prefix.visual_valid,
             camera_ids=prefix.camera_ids,
             num_cameras=num_cameras,
-            call_index=self.call_index,
             signals=self.make_signals(prefix, default_layer),
             visual_index=visual_index,
             tokens_per_camera=self.tokens_per_camera,
@@ -202,6 +218,14 @@ class PruningEngine:
             num_steps=num_steps or self.default_num_steps,
             fallback=False,
         )
+
+
+def check_language(pruner: TokenPruner, lang_masks: Tensor) -> bool | None:
+    """Whether every sample has a language token, read once at call entry when the strategy's attention
+    query needs one (None otherwise), so the signals can refuse an empty prompt without a host sync."""
+    if pruner.language_query() is None:
+        return None
+    return bool(lang_masks.any(dim=1).all())
 
 
 @dataclass
@@ -250,8 +274,11 @@ class DenoiseRun:
     def __call__(self, x_t: Tensor, timestep: Tensor) -> Tensor:
         capturing = self.capture is not None and (self.steps == "all" or self.step == 0)
         if capturing:
-            with self.capture:
+            self.capture.start()  # explicit calls rather than `with`: torch.compile traces them
+            try:
                 velocity = self.model.denoise_with_prefix(self.state, self.kv, x_t, timestep)
+            finally:
+                self.capture.stop()
         else:
             velocity = self.model.denoise_with_prefix(self.state, self.kv, x_t, timestep)
         if self.step == 0 and self.after_first_step is not None:

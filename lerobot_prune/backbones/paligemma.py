@@ -34,7 +34,7 @@ from ..selection import TokenSelection
 from ..strategies.base import PruningView, TokenPruner
 from .arch import backbone_sizes
 from .engine import PruningEngine, cut_prefix
-from .paligemma_signals import ExpertAttentionCapture, PaliGemmaSignals
+from .paligemma_signals import ExpertAttentionCapture, PaliGemmaSignals, register_expert_hooks
 from .prefix import Prefix, PrefixKV, VisualLayout
 from .training import PruningAwareTraining
 
@@ -53,6 +53,12 @@ class PaliGemmaPruning(PruningAwareTraining, PruningEngine):
             super().__init__(config, rtc_processor=rtc_processor)
         self._init_pruning(pruner)
         self.training_metrics = {}
+        register_expert_hooks(self)
+
+    def _expert_attention_hook(self, module, args, output) -> None:
+        """Forward hook of the expert's attention modules (see `register_expert_hooks`)."""
+        if self.active_capture is not None:
+            self.active_capture.offer(module.layer_idx, output[1])
 
     @property
     def language_model(self):
@@ -161,6 +167,7 @@ class PaliGemmaPruning(PruningAwareTraining, PruningEngine):
         attention_mask = prepare_attention_masks_4d(mask_2d, dtype=hidden.dtype)
         position_embeddings = self.language_model.rotary_emb(hidden, prefix.pos)
         layer_lengths = []
+        mask_owner = 0
         for layer_idx, layer in enumerate(layers):
             if layer_idx == K:
                 if training:
@@ -175,7 +182,9 @@ class PaliGemmaPruning(PruningAwareTraining, PruningEngine):
                     mask_2d, key_mask, suffix_offset = cut.mask_2d, cut.key_mask, cut.suffix_offset
                     attention_mask = prepare_attention_masks_4d(mask_2d, dtype=hidden.dtype)
                     position_embeddings = self.language_model.rotary_emb(hidden, prefix.pos)
+                    mask_owner = layer_idx
             kv.key_masks[layer_idx] = key_mask
+            kv.mask_owner[layer_idx] = mask_owner
             kv.layouts[layer_idx] = layout
             layer_lengths.append(hidden.shape[1])
             signals.record(layer_idx, hidden, prefix, mask_2d, layout)
@@ -202,15 +211,16 @@ class PaliGemmaPruning(PruningAwareTraining, PruningEngine):
         if expert.layers[0].self_attn.q_proj.weight.dtype == torch.bfloat16:
             hidden = hidden.to(torch.bfloat16)
         masks: dict[int, Tensor] = {}
-        for key_mask in kv.key_masks:
-            if id(key_mask) not in masks:
+        for owner in kv.mask_owner:
+            if owner not in masks:
+                key_mask = kv.key_masks[owner]
                 prefix_2d = key_mask[:, None, :].expand(batch, suffix_len, key_mask.shape[1])
-                masks[id(key_mask)] = prepare_attention_masks_4d(torch.cat([prefix_2d, suffix_2d], dim=2))
+                masks[owner] = prepare_attention_masks_4d(torch.cat([prefix_2d, suffix_2d], dim=2))
         position_embeddings = expert.rotary_emb(hidden, position_ids)
         for layer_idx, layer in enumerate(expert.layers):
             hidden = layer(
                 hidden,
-                attention_mask=masks[id(kv.key_masks[layer_idx])],
+                attention_mask=masks[kv.mask_owner[layer_idx]],
                 position_ids=position_ids,
                 past_key_values=kv,
                 use_cache=False,

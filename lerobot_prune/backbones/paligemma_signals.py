@@ -38,6 +38,8 @@ class PaliGemmaSignals(SignalSource):
         self.wanted: set[int] = set() if default_layer is None else {default_layer}
         self.records: dict[int, _LayerInput] = {}
         self.layers_run = 0
+        # Whether every sample has a language token, when the engine read it at call entry (None: not read).
+        self.every_prompt: bool | None = None
 
     def capture_layers(self, layers) -> None:
         layers = set(layers)
@@ -78,7 +80,7 @@ class PaliGemmaSignals(SignalSource):
         batch, length = prefix.pad.shape
         start, stop = self.language_span(prefix)
         lang_pad = prefix.pad[:, start:stop]
-        if isinstance(query, str) and query != "all" and not bool(lang_pad.any(dim=1).all()):
+        if isinstance(query, str) and query != "all" and not self._every_prompt(lang_pad):
             raise ValueError(
                 f"attention query {query!r} needs a language token in every sample, but a prompt is empty; "
                 "check that the batch carries a task string (or use query='all')."
@@ -104,6 +106,10 @@ class PaliGemmaSignals(SignalSource):
         probs = self._attention_rows(layer, rec, rows)  # [B, Q, L]
         pooled = (probs * row_weight[..., None]).sum(1) / row_weight.sum(1, keepdim=True).clamp(min=1e-12)
         return rec.layout.scatter(pooled[:, : prefix.num_visual], self.prefix.num_visual)
+
+    def _every_prompt(self, lang_pad: Tensor) -> bool:
+        """Whether no prompt is empty: the value read at call entry, else read now (one host sync)."""
+        return self.every_prompt if self.every_prompt is not None else bool(lang_pad.any(dim=1).all())
 
     def text_visual_logits(self) -> Tensor:
         layer = self.model.language_model.layers[0]
@@ -140,50 +146,50 @@ class PaliGemmaSignals(SignalSource):
 
 class ExpertAttentionCapture:
     """Accumulates the action queries' attention onto the visual prefix keys, from the eager attention
-    weights the expert's `self_attn` modules already compute (forward hooks, no recomputation).
+    weights the expert's `self_attn` modules already compute (no recomputation).
 
-    Use as a context manager around one denoising step; `result()` averages over the captured steps.
+    `start()` / `stop()` bracket one denoising step: while started, the model's expert-attention hooks
+    (`register_expert_hooks`, installed once per model) hand each layer's weights to `offer`.
+    `result()` averages over the captured steps.
     """
 
     def __init__(self, model: PaliGemmaPruning, kv: PrefixKV, layers: list[int], num_visual: int):
-        self.model, self.kv, self.layers, self.num_visual = model, kv, layers, num_visual
+        self.model, self.kv, self.num_visual = model, kv, num_visual
+        self.slots = {layer: slot for slot, layer in enumerate(layers)}
         self.total: Tensor | None = None  # [B, len(layers), M]
         self.steps = 0
-        self._handles = []
 
-    def __enter__(self) -> ExpertAttentionCapture:
-        expert_layers = self.model.expert_model.layers
-        for slot, layer_idx in enumerate(self.layers):
-            hook = self._hook(slot, layer_idx)
-            self._handles.append(expert_layers[layer_idx].self_attn.register_forward_hook(hook))
-        return self
+    def start(self) -> None:
+        self.model.active_capture = self
 
-    def __exit__(self, *exc) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+    def stop(self) -> None:
+        self.model.active_capture = None
         self.steps += 1
 
-    def _hook(self, slot: int, layer_idx: int):
-        chunk = self.model.config.chunk_size
-
-        def record(module, args, output):
-            with self.model.strategy_clock.section(output[0].device):
-                accumulate(output[1])
-
-        def accumulate(weights: Tensor) -> None:  # [B, H, S, L_l + S]
-            if weights is None:
-                raise RuntimeError(
-                    "expert attention weights are missing: the expert must run eager attention."
-                )
+    def offer(self, layer_idx: int, weights: Tensor | None) -> None:
+        """`weights`: `[B, H, S, L_l + S]` eager attention probabilities of expert layer `layer_idx`."""
+        if layer_idx not in self.slots:
+            return
+        if weights is None:
+            raise RuntimeError("expert attention weights are missing: the expert must run eager attention.")
+        with self.model.strategy_clock.section(weights.device):
             layout = self.kv.layouts[layer_idx]
+            chunk = self.model.config.chunk_size
             per_column = weights[:, :, -chunk:, : layout.num_visual].float().mean(dim=(1, 2))
             values = layout.scatter(per_column, self.num_visual)
             if self.total is None:
-                self.total = values.new_zeros(values.shape[0], len(self.layers), self.num_visual)
-            self.total[:, slot] += values
-
-        return record
+                self.total = values.new_zeros(values.shape[0], len(self.slots), self.num_visual)
+            self.total[:, self.slots[layer_idx]] += values
 
     def result(self) -> Tensor | None:
         return None if self.total is None else self.total / max(self.steps, 1)
+
+
+def register_expert_hooks(model: PaliGemmaPruning) -> None:
+    """Installs, once per model, forward hooks on the expert's attention modules that pass their attention
+    weights to `model.active_capture` (when one is started). Permanent hooks keep hook registration out of
+    the denoising loop, where torch.compile cannot trace it. The hook is a bound method, so a deep copy of
+    the model hooks the copy."""
+    model.active_capture = None
+    for layer in model.expert_model.layers:
+        layer.self_attn.register_forward_hook(model._expert_attention_hook)  # noqa: SLF001

@@ -88,6 +88,9 @@ class PrefixKV:
         self.keys: list[Tensor | None] = [None] * depth
         self.values: list[Tensor | None] = [None] * depth
         self.key_masks: list[Tensor | None] = [None] * depth  # [B, L_l] bool per layer
+        # First layer whose key mask each layer shares (layers' masks change only where a selection applies),
+        # so the expert builds each distinct mask once without keying on tensor identity.
+        self.mask_owner: list[int] = list(range(depth))
         self.layouts: list[VisualLayout | None] = [None] * depth
         self.suffix_offset: Tensor | None = None  # [B] first suffix position
         self.layer_lengths: list[int] = []

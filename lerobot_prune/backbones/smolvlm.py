@@ -149,7 +149,8 @@ class PrunedVLAFlowMatching(PruningEngine, VLAFlowMatching):
         visual_cols = (block + offset + torch.arange(per_camera, device=device)).flatten()
         is_visual = torch.zeros(pad.shape[1], dtype=torch.bool, device=device)
         is_visual[visual_cols] = True
-        order = torch.cat([visual_cols, (~is_visual).nonzero().squeeze(1)])
+        # visual columns, then the others, each in ascending order (a stable sort needs no host sync)
+        order = torch.argsort((~is_visual).to(torch.uint8), stable=True)
         pos = torch.cumsum(pad, dim=1) - 1
         num_visual = num_cameras * per_camera
         camera_ids = torch.arange(num_cameras, device=device).repeat_interleave(per_camera)

@@ -91,7 +91,7 @@ class SmolExpertCapture:
     """Accumulates the action queries' attention onto the visual prefix keys at the requested VLM layer
     indices, fed by the expert loop (`offer`) while active. Layers without an expert layer stay 0.
 
-    Use as a context manager around one denoising step; `result()` averages over the captured steps.
+    `start()` / `stop()` bracket one denoising step; `result()` averages over the captured steps.
     """
 
     def __init__(self, model: PrunedVLAFlowMatching, kv: PrefixKV, layers: list[int], num_visual: int):
@@ -101,11 +101,10 @@ class SmolExpertCapture:
         self.total: Tensor | None = None  # [B, len(layers), M]
         self.steps = 0
 
-    def __enter__(self) -> SmolExpertCapture:
+    def start(self) -> None:
         self.model.active_capture = self
-        return self
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
         self.model.active_capture = None
         self.steps += 1
 

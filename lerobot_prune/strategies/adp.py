@@ -186,6 +186,7 @@ class ADPPruner(TokenPruner):
         super().__init__(config)
         self.weights: list[float] | None = None
         self.n_action_steps: int | None = None
+        self._quota_tables: dict[tuple, tuple[Tensor, int]] = {}
         self.reset()
 
     @property
@@ -195,6 +196,7 @@ class ADPPruner(TokenPruner):
     def bind(self, policy_config, checkpoint_dir=None, backbone: dict | None = None) -> None:
         self.weights = self.config.camera_weight_list(list(policy_config.image_features))
         self.n_action_steps = policy_config.n_action_steps
+        self._quota_tables.clear()
 
     def reset(self) -> None:
         self.gates: list[ActionAwareGate] = []
@@ -246,34 +248,76 @@ class ADPPruner(TokenPruner):
             return None
         return self.quota_top_k(view, view.signals.text_visual_logits(), pruned)
 
-    def quota_top_k(self, view: PruningView, scores: Tensor, pruned: list[bool]) -> TokenSelection:
-        """Per-camera top-n_c of `scores` for pruned rows, every valid token for the others."""
+    def quota_top_k(
+        self, view: PruningView, scores: Tensor, pruned: list[bool], cache: bool = True
+    ) -> TokenSelection:
+        """Per-camera top-n_c of `scores` for pruned rows, every valid token for the others.
+
+        The quotas of a row depend only on which cameras it has, so they are looked up on the device in a
+        table computed once on the host (`quota_table`): no host synchronisation, and a selection width
+        known without reading the device. `cache=False` (training) builds the table without storing it.
+        """
         valid = view.visual_valid
-        weights = self.weights or [1.0] * view.num_cameras
-        per_camera_valid = torch.stack(
-            [(valid & (view.camera_ids == c)).sum(1) for c in range(view.num_cameras)], 1
-        )
-        per_camera_valid = per_camera_valid.tolist()
-        budgets = torch.zeros(valid.shape[0], view.num_cameras, dtype=torch.long)
-        for row, cams in enumerate(per_camera_valid):
-            live = [c for c in range(view.num_cameras) if cams[c] > 0]
-            if not pruned[row] or not live:
-                budgets[row] = torch.tensor(cams)
-                continue
-            total = max(1, round(sum(cams) * self.config.keep_ratio))
-            counts = split_counts(total, [weights[c] for c in live]) if len(live) > 1 else [total]
-            for c, n in zip(live, counts, strict=True):
-                budgets[row, c] = min(n, cams[c])
-        budgets = budgets.to(valid.device)
+        num_cameras, num_visual = view.num_cameras, view.num_visual
+        in_camera = torch.stack(
+            [valid & (view.camera_ids == c) for c in range(num_cameras)], dim=1
+        )  # [B, C, M]
+        per_camera_valid = in_camera.sum(2)  # [B, C]
+        table, widest = self.quota_table(num_cameras, view.tokens_per_camera, valid.device, cache)
+        bits = torch.arange(num_cameras, device=valid.device)
+        pattern = ((per_camera_valid > 0).long() << bits).sum(1)  # [B], bit c: camera c present
+        budgets = torch.minimum(table[pattern], per_camera_valid)
+        width = min(widest, num_visual)
+        if not all(pruned):
+            keep_all = torch.zeros(valid.shape[0], dtype=torch.bool, device=valid.device)
+            for row, prunes in enumerate(pruned):
+                if not prunes:
+                    keep_all[row] = True
+            budgets = torch.where(keep_all[:, None], per_camera_valid, budgets)
+            width = num_visual
         keep = torch.zeros_like(valid)
-        for c in range(view.num_cameras):
-            in_camera = valid & (view.camera_ids == c)
-            keep |= top_k(scores, in_camera, budgets[:, c], view.num_visual).keep_mask(view.num_visual)
-        counts = budgets.sum(1)
-        return top_k(keep.float(), keep, counts, int(counts.max()))
+        per_camera_width = min(num_visual, view.tokens_per_camera)
+        for c in range(num_cameras):
+            keep |= top_k(scores, in_camera[:, c], budgets[:, c], per_camera_width).keep_mask(num_visual)
+        return top_k(keep.float(), keep, budgets.sum(1), width)
+
+    def quota_table(
+        self, num_cameras: int, tokens_per_camera: int, device, cache: bool = True
+    ) -> tuple[Tensor, int]:
+        """(`[2**C, C]` long quotas of a pruned row per pattern of present cameras, bit c of the pattern
+        index = camera c present; the largest row total), cached per device.
+
+        A camera is present or absent as a whole (`img_masks` are per camera), so a row's valid tokens per
+        camera are 0 or `tokens_per_camera`, and the pattern determines its quotas.
+        """
+        key = (num_cameras, tokens_per_camera, str(device))
+        if key in self._quota_tables:
+            return self._quota_tables[key]
+        weights = self.weights or [1.0] * num_cameras
+        rows = []
+        for pattern in range(2**num_cameras):
+            cams = [tokens_per_camera if pattern >> c & 1 else 0 for c in range(num_cameras)]
+            rows.append(self._quotas(cams, weights))
+        table = torch.tensor(rows, dtype=torch.long, device=device), max(map(sum, rows))
+        if cache:
+            self._quota_tables[key] = table
+        return table
+
+    def _quotas(self, cams: list[int], weights: list[float]) -> list[int]:
+        """Tokens kept per camera of a pruned row with `cams` valid tokens per camera."""
+        live = [c for c, count in enumerate(cams) if count > 0]
+        if not live:
+            return list(cams)
+        total = max(1, round(sum(cams) * self.config.keep_ratio))
+        counts = split_counts(total, [weights[c] for c in live]) if len(live) > 1 else [total]
+        budgets = [0] * len(cams)
+        for c, n in zip(live, counts, strict=True):
+            budgets[c] = min(n, cams[c])
+        return budgets
 
     def select_for_training(self, view: PruningView) -> TokenSelection:
-        return self.quota_top_k(view, view.signals.text_visual_logits(), [True] * view.visual_valid.shape[0])
+        rows = [True] * view.visual_valid.shape[0]
+        return self.quota_top_k(view, view.signals.text_visual_logits(), rows, cache=False)
 
     def training_diagnostics(self, view: PruningView, selection: TokenSelection | None) -> dict:
         return {"gate_state": 1.0}  # the gate is open for every training frame

@@ -29,7 +29,6 @@ class PruningView:
         visual_valid: `[B, M]` bool, selectable visual tokens (False for padded/missing cameras).
         camera_ids: `[M]` long, camera index (in `config.image_features` order) of each visual token.
         num_cameras: number of cameras in the prefix.
-        call_index: 0-based index of this call since the last `reset()`.
         signals: computes signals on demand (see `SignalSource`).
         visual_index: `[M]` long, index of each visual column among all `num_cameras * tokens_per_camera`
             visual tokens (differs from `arange(M)` when padded cameras were compacted away). Strategies
@@ -45,7 +44,6 @@ class PruningView:
     visual_valid: Tensor
     camera_ids: Tensor
     num_cameras: int
-    call_index: int
     signals: SignalSource
     visual_index: Tensor
     tokens_per_camera: int
@@ -146,6 +144,12 @@ class TokenPruner(abc.ABC):
 
     def prepare(self, view: PruningView) -> None:  # noqa: B027
         """Called before the VLM's first layer; may request signals (`view.signals.capture_layers`)."""
+
+    def language_query(self) -> str | None:
+        """The `attention_to_visual` query naming language rows ("last_text", "text") this strategy's `select`
+        uses, if any: the engine then checks once at call entry that no prompt is empty, so the signals
+        need no host synchronisation to refuse one."""
+        return None
 
     def expert_layers(self, view: PruningView) -> list[int]:
         """Action-expert layers whose attention onto the visual keys this call needs (see `expert_steps`)."""

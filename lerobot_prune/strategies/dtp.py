@@ -88,6 +88,9 @@ class DTPPruner(TokenPruner):
     def is_noop(self) -> bool:
         return math.isinf(self.config.tau)
 
+    def language_query(self) -> str | None:
+        return "text"
+
     def prepare(self, view: PruningView) -> None:
         view.signals.capture_layers(self.config.layers)
 

@@ -41,6 +41,10 @@ class FastVPruner(TokenPruner):
     stage = "in_llm"
     signals = frozenset({"attention_to_visual"})
 
+    def language_query(self) -> str | None:
+        return self.config.query
+
     def select(self, view: PruningView) -> TokenSelection:
         scores = view.signals.attention_to_visual(self.config.query)
-        return top_k(scores, view.visual_valid, view.budget(self.config.keep_ratio))
+        ratio = self.config.keep_ratio
+        return top_k(scores, view.visual_valid, view.budget(ratio), view.budget_bound(ratio))

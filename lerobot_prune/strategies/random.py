@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import Tensor
 
 from ..config import PruningConfig, check_keep_ratio
 from ..registry import register_strategy
@@ -30,12 +31,51 @@ class RandomConfig(PruningConfig):
         check_keep_ratio(self.keep_ratio)
 
 
+_MASK = 0xFFFFFFFF
+
+
+def hash_uniform(seed: int, counter: Tensor, size: int) -> Tensor:
+    """`[size]` float64 pseudo-random draws of stream `seed` at step `counter`, computed on the counter's
+    device with integer ops only (no generator object, no host synchronisation; same values on every device).
+
+    Each draw is the 32-bit PCG output hash of `seed`, `counter` and the draw index, mixed in turn; all
+    arithmetic stays below 2**63, so int64 never overflows.
+
+    Args:
+        counter: `[]` long.
+    Returns:
+        `[size]` float64 in [0, 1), exactly representable (multiples of 2**-32).
+    """
+    index = torch.arange(size, dtype=torch.long, device=counter.device)
+    word = _pcg_hash(_pcg_hash(index ^ _pcg_hash(counter + (seed & _MASK))) ^ (seed >> 32 & _MASK))
+    return word.double() * 2.0**-32
+
+
+def _pcg_hash(x: Tensor) -> Tensor:
+    """The PCG-RXS-M-XS 32-bit hash (Jarzynski and Olano 2020) of int64 values, read modulo 2**32."""
+    state = ((x & _MASK) * 747796405 + 2891336453) & _MASK
+    word = (((state >> ((state >> 28) + 4)) ^ state) * 277803737) & _MASK
+    return (word >> 22) ^ word
+
+
 @register_strategy("random", RandomConfig)
 class RandomPruner(TokenPruner):
     """Scores are one random draw per call, shared by every row of the batch, so a sample gets the same
-    tokens whether it runs alone or in a batch; each row's subset is uniform over its valid tokens."""
+    tokens whether it runs alone or in a batch; each row's subset is uniform over its valid tokens.
+
+    The draw of the i-th call of an episode is a counter-based hash of (`seed`, i): the call counter is a
+    device tensor advanced in place, so the selection needs no host synchronisation and compiles once.
+    """
 
     stage = "pre_llm"
+
+    def __init__(self, config: RandomConfig):
+        super().__init__(config)
+        self._calls: Tensor | None = None  # [] long, calls of this episode so far
+
+    def reset(self) -> None:
+        if self._calls is not None:
+            self._calls.zero_()
 
     def select_for_training(self, view: PruningView) -> TokenSelection:
         """A fresh subset per training sample and step from torch's global generator (seeded by
@@ -44,7 +84,11 @@ class RandomPruner(TokenPruner):
         return top_k(scores, view.visual_valid, view.budget(self.config.keep_ratio))
 
     def select(self, view: PruningView) -> TokenSelection:
-        generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + view.call_index)
-        scores = torch.rand(view.num_visual, generator=generator).to(view.visual_valid.device)
+        device = view.visual_valid.device
+        if self._calls is None or self._calls.device != device:
+            self._calls = torch.zeros((), dtype=torch.long, device=device)
+        scores = hash_uniform(self.config.seed, self._calls, view.num_visual)
+        self._calls.add_(1)
         scores = scores[None, :].expand_as(view.visual_valid)
-        return top_k(scores, view.visual_valid, view.budget(self.config.keep_ratio))
+        ratio = self.config.keep_ratio
+        return top_k(scores, view.visual_valid, view.budget(ratio), view.budget_bound(ratio))

@@ -260,8 +260,13 @@ class TIESPruner(TokenPruner):
 
     def observe(self, view: PruningView, selection: TokenSelection | None) -> None:
         self._taus = [None] * view.visual_valid.shape[0]
-        if not self._any_anchor:
-            return
+        if self._any_anchor:
+            self._record_anchor(view)
+
+    @torch.compiler.disable
+    def _record_anchor(self, view: PruningView) -> None:
+        """τ, trust weight and anchor embeddings of the re-anchored rows. Runs on anchor frames only and
+        reads τ on the host per row, so it stays out of torch.compile (its guards would specialise on τ)."""
         columns = torch.stack(
             [view.signals.attention_to_visual("all", layer=layer) for layer in range(view.vlm_depth)], dim=1
         )  # [B, L, M]

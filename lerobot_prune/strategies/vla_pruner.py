@@ -107,6 +107,9 @@ class VLAPruner(TokenPruner):
         self.history.clear()
         self._diagnostics = {}
 
+    def language_query(self) -> str | None:
+        return None if self.levels == "action_only" else SEMANTIC_QUERIES[self.config.semantic]
+
     def expert_layers(self, view: PruningView) -> list[int]:
         if not self.uses_history:
             return []

@@ -2,7 +2,11 @@
 
 Runs `lerobot-prune bench` on the mid-size π0 (compute-bound on a CPU: matmuls dominate) and checks, for
 each pruned run, that its time ratio to LeRobot's unmodified π0 (same weights, same process) is within
-`--tolerance` (relative) of its end-to-end FLOP ratio. Exits 1 and names the runs that miss.
+`--tolerance` (relative) of its phase-weighted FLOP ratio: the FLOP ratio of the vision tower (1), the
+prefix pass and the denoising loop, weighted by each phase's share of LeRobot's call time. On a CPU the
+expert's 51-row matmuls run at about half the throughput of the prefix's, so the plain end-to-end FLOP
+ratio (also printed) under-predicts the time of strategies that prune before the VLM. Exits 1 and names
+the runs that miss.
 
     python benchmarks/cpu_flop_check.py [--out outputs/bench/cpu_flop_check.json] [--tolerance 0.2]
 """
@@ -29,12 +33,17 @@ def main() -> int:
     argv = [f"--{k}={v}" for k, v in vars(args).items() if k not in ("strategies", "keep_ratios")]
     result = run_bench(args, command=f"python benchmarks/cpu_flop_check.py ({command_line(argv)})")
     misses = []
-    print(f"\nCheck: |time ratio / end-to-end FLOP ratio - 1| <= {cli.tolerance:.0%}")
+    print(
+        f"\nCheck: |time ratio / phase-weighted FLOP ratio - 1| <= {cli.tolerance:.0%} "
+        "(the end-to-end FLOP ratio is shown for reference)"
+    )
     for r in result["runs"][1:]:
-        deviation = r["time_ratio"] / r["e2e_flop_ratio"] - 1
+        deviation = r["time_ratio"] / r["phase_weighted_flop_ratio"] - 1
+        raw = r["time_ratio"] / r["e2e_flop_ratio"] - 1
         ok = abs(deviation) <= cli.tolerance
         print(f"  {r['strategy']:<12} keep {r['keep_ratio']:<6} time ratio {r['time_ratio']:.3f}  "
-              f"FLOP ratio {r['e2e_flop_ratio']:.3f}  deviation {deviation:+.1%}  {'ok' if ok else 'MISS'}")  # fmt: skip
+              f"phase-weighted FLOP ratio {r['phase_weighted_flop_ratio']:.3f} ({deviation:+.1%})  "
+              f"end-to-end FLOP ratio {r['e2e_flop_ratio']:.3f} ({raw:+.1%})  {'ok' if ok else 'MISS'}")  # fmt: skip
         if not ok:
             misses.append(f"{r['strategy']}@{r['keep_ratio']}")
     if misses:

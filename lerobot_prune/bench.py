@@ -11,7 +11,10 @@ time ratio use the median of those paired calls, so drift in machine load affect
 Extra passes (`--profile`, eager only), each with synchronisations of its own: the strategy clock (the strategy's own
 share of the call) and the phase clock (vision encoder / prefix pass / denoising loop).
 FLOP ratio: the VLM and expert (ADP Eq. 19 per layer); end-to-end FLOP ratio adds the vision tower,
-which pruning never changes. The FLOP-allowed speed-up is 1 / end-to-end FLOP ratio.
+which pruning never changes. The FLOP-allowed speed-up is 1 / end-to-end FLOP ratio. The phase-weighted
+FLOP ratio weights each phase's FLOP ratio (vision 1, prefix, denoising) by that phase's share of
+LeRobot's call time instead of its share of FLOPs: the prediction for hardware that runs the expert's
+few-row matmuls at a different throughput than the prefix's.
 Memory (CUDA): peak allocated during one call after warm-up, and above the resident weights. KV cache: the
 prefix keys and values the denoising loop reads (computed from the per-layer prefix lengths).
 Compiled runs (`--compile_model=true`, LeRobot's own `torch.compile` of `sample_actions`): dynamo's
@@ -186,7 +189,7 @@ def _measure(model, models: BenchModels, args: BenchArgs, pruner: str | None) ->
         result["compiles_after_warmup"] = counters["stats"]["unique_graphs"] - graphs
         return result
     if not args.profile:
-        return result
+        return result if pruner is not None else {**result, **_phases(model, models, args)}
     if pruner is not None:
         overhead, profiled = [], []
         model.strategy_clock.enabled = True
@@ -217,13 +220,16 @@ def _add_ratios(runs: list[dict], models: BenchModels, args: BenchArgs) -> None:
     vlm, expert = models.pruned.layer_dims
     traces = [r["trace"] for r in runs if "trace" in r]
     full_lengths = [traces[0].full_length] * models.pruned.vlm_depth
-    full = sum(traces[0].flops(vlm, expert, full_lengths))
+    full_prefix, full_denoise = traces[0].flops(vlm, expert, full_lengths)
+    full = full_prefix + full_denoise
+    phases = [runs[0].get(k) for k in ("vision_ms", "prefix_ms", "denoise_ms")]
     value_bytes = 2 if args.dtype == "bfloat16" else 4
     full_kv = kv_cache_bytes(vlm, full_lengths, value_bytes)
     baseline = runs[0]["median_ms"]
     for r in runs:
         trace = r.pop("trace", None)
-        flops = sum(trace.flops(vlm, expert)) if trace is not None else full
+        prefix, denoise = trace.flops(vlm, expert) if trace is not None else (full_prefix, full_denoise)
+        flops = prefix + denoise
         lengths = trace.prefix_lengths if trace is not None else full_lengths
         kv = kv_cache_bytes(vlm, lengths, value_bytes)
         e2e = (models.vision_flops + flops) / (models.vision_flops + full)
@@ -234,6 +240,8 @@ def _add_ratios(runs: list[dict], models: BenchModels, args: BenchArgs) -> None:
             time_ratio=1 / speedup, speedup=speedup, p95_over_median=r["p95_ms"] / r["median_ms"],
             flop_ratio=flops / full, e2e_flop_ratio=e2e, flop_allowed_speedup=1 / e2e,
             flop_efficiency=speedup * e2e, kv_cache_mb=kv / 2**20, kv_cache_saving=1 - kv / full_kv,
+            phase_weighted_flop_ratio=None if None in phases else (
+                (phases[0] + phases[1] * prefix / full_prefix + phases[2] * denoise / full_denoise) / sum(phases)),
         )  # fmt: skip
         r.pop("times")
 

@@ -45,6 +45,7 @@ from .registry import build_pruner, list_strategies, make_pruning_config
 
 SYNTHETIC_TIES_STATS = {"version": 1, "tau_median": 0.0, "tau_p5": -0.1, "tau_p95": 0.1}
 LEROBOT = "lerobot"  # the row of LeRobot's unmodified model
+PLOTTED = (LEROBOT, "compact", "random", "fastv", "sparsevlm", "divprune", "vla_pruner", "ties", "adp", "dtp")
 
 
 @dataclass
@@ -283,6 +284,8 @@ def plot_bench(result: dict, path: Path) -> Path:
     runs = result["runs"]
     baseline = runs[0]["median_ms"]
     points = []
+    if len({r["strategy"] for r in runs}) > len(PLOTTED):  # ablations and rank baselines stay in the JSON
+        runs = [r for r in runs if r["strategy"] in PLOTTED]
     for r in runs:
         label = f"{r['strategy']} {r['speedup']:.2f}x" if r["keep_ratio"] < 1.0 else r["strategy"]
         points.append(Point(r["keep_ratio"], r["median_ms"], label, r["strategy"]))

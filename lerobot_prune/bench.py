@@ -168,6 +168,8 @@ def _measure(model, models: BenchModels, args: BenchArgs, pruner: str | None) ->
     reset()
     for _ in range(warmup):
         model.sample_actions(**models.inputs)
+    if pruner is not None and args.paired:
+        models.base.sample_actions(**models.inputs)  # its compiled graphs were reset too
     graphs = counters["stats"]["unique_graphs"]
     _reset_peak(args)
     model.sample_actions(**models.inputs)

@@ -14,12 +14,20 @@ the runs that miss.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 from lerobot_prune.bench import BenchArgs, command_line, run_bench
 
 # Strategies whose own work is small next to the layers they save (the FLOP count leaves it out).
 CHECKED = ["random", "fastv", "ties", "adp"]
+RETRIES = 2
+
+
+def _within(run: dict, tolerance: float) -> bool:
+    return abs(run["time_ratio"] / run["phase_weighted_flop_ratio"] - 1) <= tolerance
 
 
 def main() -> int:
@@ -32,20 +40,41 @@ def main() -> int:
                      warmup=2, iters=cli.iters, profile=False, strategies=CHECKED, keep_ratios=[0.5, 0.25], out=cli.out)  # fmt: skip
     argv = [f"--{k}={v}" for k, v in vars(args).items() if k not in ("strategies", "keep_ratios")]
     result = run_bench(args, command=f"python benchmarks/cpu_flop_check.py ({command_line(argv)})")
+    runs = {(r["strategy"], r["keep_ratio"]): [r] for r in result["runs"][1:]}
+    # A run that misses is measured RETRIES more times on its own and judged by the median of its attempts,
+    # so one disturbed stretch of a shared machine does not decide the check; every attempt is printed.
+    for key in [k for k, attempts in runs.items() if not _within(attempts[0], cli.tolerance)]:
+        for _ in range(RETRIES):
+            again = replace(
+                args,
+                strategies=[key[0]],
+                keep_ratios=[key[1]],
+                out=str(Path(cli.out).with_suffix(".retry.json")),
+            )
+            runs[key].append(run_bench(again)["runs"][1])
     misses = []
     print(
         f"\nCheck: |time ratio / phase-weighted FLOP ratio - 1| <= {cli.tolerance:.0%} "
         "(the end-to-end FLOP ratio is shown for reference)"
     )
-    for r in result["runs"][1:]:
-        deviation = r["time_ratio"] / r["phase_weighted_flop_ratio"] - 1
-        raw = r["time_ratio"] / r["e2e_flop_ratio"] - 1
+    for (name, ratio), attempts in runs.items():
+        r = attempts[0]
+        time_ratio = statistics.median(a["time_ratio"] for a in attempts)
+        deviation = time_ratio / r["phase_weighted_flop_ratio"] - 1
+        raw = time_ratio / r["e2e_flop_ratio"] - 1
         ok = abs(deviation) <= cli.tolerance
-        print(f"  {r['strategy']:<12} keep {r['keep_ratio']:<6} time ratio {r['time_ratio']:.3f}  "
-              f"phase-weighted FLOP ratio {r['phase_weighted_flop_ratio']:.3f} ({deviation:+.1%})  "
-              f"end-to-end FLOP ratio {r['e2e_flop_ratio']:.3f} ({raw:+.1%})  {'ok' if ok else 'MISS'}")  # fmt: skip
+        tries = (
+            f" (median of {len(attempts)}: {', '.join(f'{a["time_ratio"]:.3f}' for a in attempts)})"
+            if len(attempts) > 1
+            else ""
+        )
+        print(
+            f"  {name:<12} keep {ratio:<6} time ratio {time_ratio:.3f}{tries}  "
+            f"phase-weighted FLOP ratio {r['phase_weighted_flop_ratio']:.3f} ({deviation:+.1%})  "
+            f"end-to-end FLOP ratio {r['e2e_flop_ratio']:.3f} ({raw:+.1%})  {'ok' if ok else 'MISS'}"
+        )
         if not ok:
-            misses.append(f"{r['strategy']}@{r['keep_ratio']}")
+            misses.append(f"{name}@{ratio}")
     if misses:
         print(f"FAILED: {misses} are off their FLOP ratio by more than {cli.tolerance:.0%}.", file=sys.stderr)
         return 1

@@ -1,4 +1,5 @@
-"""`lerobot-prune`: list | init-tiny | convert | calibrate | bench | report | eval | visualize | sweep | serve.
+"""`lerobot-prune`: list | init-tiny | convert | calibrate | bench | report | eval | visualize | sweep | serve |
+record-expert.
 
 Arguments use LeRobot's draccus syntax, e.g.
 `lerobot-prune convert --base=lerobot/pi0_libero_finetuned --out=outputs/pi0_fastv25 --pruning.type=fastv --pruning.keep_ratio=0.25`.
@@ -28,6 +29,8 @@ class InitTinyArgs:
     n_action_steps: int = 10
     seed: int = 0
     env_type: str = "pusht"  # LeRobot sim whose features and stats the checkpoint gets: pusht|aloha|metaworld
+    # π0/π0.5 sizes replacing the tiny ones (keys of backbones.arch.ARCH_KEYS), e.g. '{width: 128}'
+    arch: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -57,7 +60,7 @@ def cmd_init_tiny(argv: list[str]) -> None:
     args = draccus.parse(InitTinyArgs, args=argv)
     out = init_tiny(args.out, policy_type=args.policy_type, env_type=args.env_type,
                     empty_cameras=args.empty_cameras, chunk_size=args.chunk_size,
-                    n_action_steps=args.n_action_steps, seed=args.seed)  # fmt: skip
+                    n_action_steps=args.n_action_steps, seed=args.seed, arch=args.arch or None)  # fmt: skip
     print(f"tiny {args.policy_type} checkpoint ({args.env_type}): {out}")
 
 
@@ -121,6 +124,13 @@ def cmd_visualize(argv: list[str]) -> None:
     visualize(draccus.parse(VisualizeArgs, args=argv))
 
 
+def cmd_record_expert(argv: list[str]) -> None:
+    """MetaWorld scripted-expert episodes into a local LeRobotDataset (see `lerobot_prune.record`)."""
+    from .record import RecordArgs, record
+
+    print(f"dataset: {record(draccus.parse(RecordArgs, args=argv))}")
+
+
 def cmd_sweep(argv: list[str]) -> None:
     """lerobot-eval over strategies x keep ratios (DTP: taus); table and success-vs-latency plot."""
     from .sweep import main as sweep_main
@@ -130,7 +140,7 @@ def cmd_sweep(argv: list[str]) -> None:
 
 COMMANDS = {"list": cmd_list, "init-tiny": cmd_init_tiny, "convert": cmd_convert, "calibrate": cmd_calibrate,
             "bench": cmd_bench, "report": cmd_report, "eval": cmd_eval, "visualize": cmd_visualize,
-            "sweep": cmd_sweep, "serve": cmd_serve}  # fmt: skip
+            "sweep": cmd_sweep, "serve": cmd_serve, "record-expert": cmd_record_expert}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

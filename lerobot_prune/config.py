@@ -31,12 +31,16 @@ class PruningConfig(draccus.ChoiceRegistry, abc.ABC):
             `lerobot-train`): each batch's selection is made without gradients by the strategy's
             `select_for_training` rule and the loss is computed on the kept tokens only. False trains the
             unmodified π0 loss. Has no effect at inference.
+        blind: Diagnostic control, not a strategy: every camera image is replaced by mid-grey before the
+            model at inference, so the policy acts on language and state alone. A policy whose success
+            survives this never needed its camera.
     """
 
     compact: bool = False
     fallback: str = "raise"
     report_dir: str | None = None
     in_training: bool = True
+    blind: bool = False
 
     # One line shown by `lerobot-prune list`; set by each subclass.
     summary: ClassVar[str] = ""

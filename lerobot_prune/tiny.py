@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from .backbones.arch import TINY_ARCH, backbone_sizes
+from .backbones.arch import TINY_ARCH, backbone_sizes, validate_arch
 
 ARCH_SIDECAR = "lerobot_prune_arch.json"
 TOKENIZER_DIR = "tokenizer"
@@ -16,6 +16,8 @@ _WORDS = (
     "push the t-shaped block onto target . pick up cube and place it in box transfer insertion peg socket "
     "insert move to left right top bottom red blue green white black yellow bowl plate mug drawer open close "
     "put on a of with into from robot arm gripper grasp lift stack cup pour bottle can"
+    # MetaWorld instructions of the trained checkpoints (lerobot/envs/metaworld_config.json)
+    " press button coffee machine handle down slide cabinet lock door rotating clockwise reach goal"
 ).split()
 
 # LeRobot sims a tiny checkpoint can be made for, with the (mean, std) of their state and action values:
@@ -102,22 +104,29 @@ TINY_POLICY_TYPES = ("pi0", "pi05", "smolvla")
 
 def init_tiny(out: str | Path, *, policy_type: str = "pi0", env_type: str = "pusht", empty_cameras: int = 0,
               chunk_size: int = 10, n_action_steps: int = 10, seed: int = 0, features=None,
-              stats: dict | None = None) -> Path:  # fmt: skip
+              stats: dict | None = None, arch: dict[str, int] | None = None) -> Path:  # fmt: skip
     """Writes a tiny random LeRobot checkpoint of `policy_type` with the upstream `save_pretrained`.
 
     `env_type` (one of `ENV_TYPES`) gives the input/output features and the normalisation stats, unless
     `features` (`(inputs, outputs)` policy features) and `stats` are given (e.g. a robot's).
 
     The folder holds config.json, model.safetensors, both processor pipelines (tokenizer = the local
-    `tokenizer/` folder) and `lerobot_prune_arch.json` with the tiny sizes, which `convert` reads.
+    `tokenizer/` folder) and `lerobot_prune_arch.json` with the tiny sizes (`TINY_ARCH` updated by `arch`),
+    which `convert` reads.
     SmolVLA instead gets a local tiny SmolVLM folder as `vlm_model_name` (see `tiny_smolvla`).
     """
     if policy_type not in TINY_POLICY_TYPES:
         raise ValueError(f"policy_type {policy_type!r} is not one of {list(TINY_POLICY_TYPES)}.")
     check_env_type(env_type)
+    sizes = {**TINY_ARCH, **(arch or {})}
+    validate_arch(sizes)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     if policy_type == "smolvla":
+        if arch:
+            raise ValueError(
+                f"arch={arch} applies to pi0/pi05; SmolVLA's tiny sizes live in its SmolVLM folder."
+            )
         from .tiny_smolvla import init_tiny_smolvla
 
         return init_tiny_smolvla(out, empty_cameras=empty_cameras, chunk_size=chunk_size,
@@ -130,13 +139,13 @@ def init_tiny(out: str | Path, *, policy_type: str = "pi0", env_type: str = "pus
         empty_cameras=empty_cameras, device="cpu", push_to_hub=False,
     )  # fmt: skip
     torch.manual_seed(seed)
-    with backbone_sizes(module, TINY_ARCH):
+    with backbone_sizes(module, sizes):
         policy = policy_cls(config)
     policy.save_pretrained(out)
     pre, post = make_processors(config, stats or env_stats(env_type), tokenizer_name=str(tokenizer_dir))
     pre.save_pretrained(out)
     post.save_pretrained(out)
-    (out / ARCH_SIDECAR).write_text(json.dumps(TINY_ARCH, indent=2))
+    (out / ARCH_SIDECAR).write_text(json.dumps(sizes, indent=2))
     return out
 
 

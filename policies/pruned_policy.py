@@ -98,6 +98,10 @@ class PrunedPolicyMixin:
     @torch.no_grad()
     def predict_action_chunk(self, batch: dict[str, Tensor], **kwargs) -> Tensor:
         self._check_cameras(batch)
+        if self.config.pruning.blind:
+            batch = {
+                k: torch.full_like(v, 0.5) if k in self.config.image_features else v for k, v in batch.items()
+            }
         if OBS_STATE in batch:
             self.model.pruner.observe_state(batch[OBS_STATE], new_chunk=True)
         start = time.perf_counter()

@@ -1,0 +1,107 @@
+"""Copies a lerobot-train checkpoint into the repo as a self-describing, movable policy folder.
+
+    python scripts/ship_checkpoint.py --train_dir=outputs/metaworld_pi0/train --step=last \
+        --log=outputs/metaworld_pi0/train.log --out=checkpoints/pi0_metaworld_mt2
+
+Writes `<out>/` with LeRobot's pretrained_model files (config, weights, both processor pipelines), the
+tokenizer folder, `training.json` (git revision, dataset seeds, steps, wall time, the train config) and
+`loss_curve.csv` / `loss_curve.png` parsed from the lerobot-train log. The tokenizer is stored in the folder
+and referenced by its path relative to the repository root, where every committed command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import shutil
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+LOG_LINE = re.compile(r"INFO (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) .*?step:(\S+) .*?loss:([0-9.]+)")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def parse_log(log: Path) -> list[tuple[int, float, datetime]]:
+    """(step, loss, time) of every `lerobot-train` log line; steps like `1K` are expanded."""
+    rows = []
+    for line in log.read_text(errors="replace").splitlines():
+        if m := LOG_LINE.search(line):
+            step = m.group(2)
+            value = float(step[:-1]) * 1000 if step.endswith("K") else float(step)
+            rows.append((int(value), float(m.group(3)), datetime.fromisoformat(m.group(1))))
+    return rows
+
+
+def set_tokenizer(out: Path, tokenizer: str) -> None:
+    """Points config.json and the preprocessor's tokenizer step at `tokenizer`."""
+    config = json.loads((out / "config.json").read_text())
+    config["tokenizer_name"] = tokenizer
+    (out / "config.json").write_text(json.dumps(config, indent=4))
+    pipeline = json.loads((out / "policy_preprocessor.json").read_text())
+    for step in pipeline["steps"]:
+        if step.get("registry_name") == "tokenizer_processor":
+            step["config"]["tokenizer_name"] = tokenizer
+    (out / "policy_preprocessor.json").write_text(json.dumps(pipeline, indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--train_dir", type=Path, required=True)
+    parser.add_argument("--step", default="last", help="checkpoint folder name under checkpoints/")
+    parser.add_argument("--log", type=Path, required=True, help="the lerobot-train console log")
+    parser.add_argument("--data", type=Path, help="dataset root (default: from the train config)")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+
+    source = args.train_dir / "checkpoints" / args.step / "pretrained_model"
+    if not (source / "model.safetensors").is_file():
+        raise SystemExit(
+            f"{source} has no model.safetensors; checkpoints: {sorted(p.name for p in source.parent.parent.iterdir())}"
+        )
+    train_config = json.loads((source / "train_config.json").read_text())
+    tokenizer = Path(json.loads((source / "config.json").read_text())["tokenizer_name"])
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    args.out.mkdir(parents=True)
+    for path in source.iterdir():
+        if path.name != "train_config.json":
+            shutil.copy2(path, args.out / path.name)
+    shutil.copytree(tokenizer, args.out / "tokenizer")
+    set_tokenizer(args.out, str((args.out / "tokenizer").resolve().relative_to(REPO)))
+
+    rows = parse_log(args.log)
+    with open(args.out / "loss_curve.csv", "w", newline="") as f:
+        csv.writer(f).writerows([("step", "loss"), *((s, loss) for s, loss, _ in rows)])
+    if rows:
+        from lerobot_prune.plot import Point, scatter
+
+        scatter([Point(s, loss, "", "train loss") for s, loss, _ in rows], args.out / "loss_curve.png",
+                x_label="step", y_label="flow-matching loss (log steps)", title="lerobot-train loss",
+                connect=True)  # fmt: skip
+    data = args.data or Path(train_config["dataset"]["root"])
+    record = json.loads((data / "lerobot_prune_record.json").read_text())
+    revision = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    training = {
+        "git_revision": revision,
+        "checkpoint": f"{args.step} (step {train_config.get('steps')} of the schedule)",
+        "wall_time_s": (rows[-1][2] - rows[0][2]).total_seconds() if len(rows) > 1 else None,
+        "first_logged_step": rows[0][0] if rows else None,
+        "last_logged_step": rows[-1][0] if rows else None,
+        "final_loss": rows[-1][1] if rows else None,
+        "dataset": {k: record[k] for k in ("args", "instructions", "expert_failures")},
+        "train_seeds": {task: [min(s), max(s)] for task, s in record["seeds"].items()},
+        "train_config": train_config,
+    }
+    (args.out / "training.json").write_text(json.dumps(training, indent=2))
+    print(f"shipped {source} -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

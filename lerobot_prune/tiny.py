@@ -129,7 +129,7 @@ def init_tiny(out: str | Path, *, policy_type: str = "pi0", env_type: str = "pus
             )
         from .tiny_smolvla import init_tiny_smolvla
 
-        return init_tiny_smolvla(out, empty_cameras=empty_cameras, chunk_size=chunk_size,
+        return init_tiny_smolvla(out, env_type=env_type, empty_cameras=empty_cameras, chunk_size=chunk_size,
                                  n_action_steps=n_action_steps, seed=seed)  # fmt: skip
     tokenizer_dir = make_tiny_tokenizer(out / TOKENIZER_DIR)
     inputs, outputs = features or env_features(env_type)

@@ -75,19 +75,19 @@ def make_tiny_smolvlm(directory: str | Path, text: dict | None = None, vision: d
     return directory
 
 
-def init_tiny_smolvla(out: Path, *, empty_cameras: int = 0, chunk_size: int = 10, n_action_steps: int = 10,
-                      seed: int = 0) -> Path:  # fmt: skip
-    """Writes a tiny random `smolvla` checkpoint for PushT into `out` (an existing folder), with LeRobot's
-    own `save_pretrained` and processors; `vlm_model_name` is the tiny SmolVLM folder inside it."""
+def init_tiny_smolvla(out: Path, *, env_type: str = "pusht", empty_cameras: int = 0, chunk_size: int = 10,
+                      n_action_steps: int = 10, seed: int = 0) -> Path:  # fmt: skip
+    """Writes a tiny random `smolvla` checkpoint for LeRobot's `env_type` sim into `out` (an existing folder),
+    with LeRobot's own `save_pretrained` and processors; `vlm_model_name` is the tiny SmolVLM folder inside it."""
     import torch
     from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
     from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
     from lerobot.policies.smolvla.processor_smolvla import make_smolvla_pre_post_processors
 
-    from .tiny import pusht_features, pusht_stats
+    from .tiny import env_features, env_stats
 
     vlm_dir = make_tiny_smolvlm(out / TINY_SMOLVLM_DIR)
-    inputs, outputs = pusht_features()
+    inputs, outputs = env_features(env_type)
     config = SmolVLAConfig(
         input_features=inputs, output_features=outputs, chunk_size=chunk_size, n_action_steps=n_action_steps,
         empty_cameras=empty_cameras, vlm_model_name=str(vlm_dir), load_vlm_weights=False, device="cpu",
@@ -96,7 +96,7 @@ def init_tiny_smolvla(out: Path, *, empty_cameras: int = 0, chunk_size: int = 10
     torch.manual_seed(seed)
     policy = SmolVLAPolicy(config)
     policy.save_pretrained(out)
-    pre, post = make_smolvla_pre_post_processors(config, pusht_stats())
+    pre, post = make_smolvla_pre_post_processors(config, env_stats(env_type))
     pre.save_pretrained(out)
     post.save_pretrained(out)
     return out

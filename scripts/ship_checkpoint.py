@@ -3,10 +3,10 @@
     python scripts/ship_checkpoint.py --train_dir=outputs/metaworld_pi0/train --step=last \
         --log=outputs/metaworld_pi0/train.log --out=checkpoints/pi0_metaworld_mt2
 
-Writes `<out>/` with LeRobot's pretrained_model files (config, weights, both processor pipelines), the
-tokenizer folder, `training.json` (git revision, dataset seeds, steps, wall time, the train config) and
-`loss_curve.csv` / `loss_curve.png` parsed from the lerobot-train log. The tokenizer is stored in the folder
-and referenced by its path relative to the repository root, where every committed command runs.
+Writes `<out>/` with `lerobot-prune convert` (pruning `none`: config, weights, both processor pipelines,
+the local tokenizer stored inside the preprocessor, so the folder can be moved), then `training.json`
+(git revision, dataset seeds, steps, wall time, the train config) and `loss_curve.csv` / `loss_curve.png`
+parsed from the lerobot-train log.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import argparse
 import csv
 import json
 import re
-import shutil
 import subprocess
 from datetime import datetime
 from pathlib import Path
@@ -35,18 +34,6 @@ def parse_log(log: Path) -> list[tuple[int, float, datetime]]:
     return rows
 
 
-def set_tokenizer(out: Path, tokenizer: str) -> None:
-    """Points config.json and the preprocessor's tokenizer step at `tokenizer`."""
-    config = json.loads((out / "config.json").read_text())
-    config["tokenizer_name"] = tokenizer
-    (out / "config.json").write_text(json.dumps(config, indent=4))
-    pipeline = json.loads((out / "policy_preprocessor.json").read_text())
-    for step in pipeline["steps"]:
-        if step.get("registry_name") == "tokenizer_processor":
-            step["config"]["tokenizer_name"] = tokenizer
-    (out / "policy_preprocessor.json").write_text(json.dumps(pipeline, indent=2))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -64,15 +51,10 @@ def main() -> None:
             f"{source} has no model.safetensors; checkpoints: {sorted(p.name for p in source.parent.parent.iterdir())}"
         )
     train_config = json.loads((source / "train_config.json").read_text())
-    tokenizer = Path(json.loads((source / "config.json").read_text())["tokenizer_name"])
-    if args.out.exists():
-        shutil.rmtree(args.out)
-    args.out.mkdir(parents=True)
-    for path in source.iterdir():
-        if path.name != "train_config.json":
-            shutil.copy2(path, args.out / path.name)
-    shutil.copytree(tokenizer, args.out / "tokenizer")
-    set_tokenizer(args.out, str((args.out / "tokenizer").resolve().relative_to(REPO)))
+    from lerobot_prune.convert import convert
+    from lerobot_prune.strategies.none import NoPruningConfig
+
+    convert(source, args.out, NoPruningConfig(), overwrite=True)
 
     rows = parse_log(args.log)
     with open(args.out / "loss_curve.csv", "w", newline="") as f:

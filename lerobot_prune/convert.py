@@ -116,13 +116,16 @@ def convert(base: str | Path, out: str | Path, pruning: PruningConfig, *, tokeni
     return out
 
 
-def config_from_dict(data: dict):
-    """The `PreTrainedConfig` a config.json with `data` loads as (draccus validates every field)."""
+def config_from_dict(data: dict, cli_overrides: list[str] | None = None):
+    """The `PreTrainedConfig` a config.json with `data` loads as (draccus validates every field), with
+    `cli_overrides` (`["--chunk_size=5", ...]`) applied as `--policy.path` applies them."""
     from lerobot.configs import PreTrainedConfig
+
+    import lerobot_policy_prune  # noqa: F401  (registers the pruned_* types)
 
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "config.json").write_text(json.dumps(data))
-        return PreTrainedConfig.from_pretrained(tmp)
+        return PreTrainedConfig.from_pretrained(tmp, cli_overrides=list(cli_overrides or []))
 
 
 def check_out(base_folder: Path, out: str | Path, overwrite: bool) -> Path:
@@ -171,12 +174,13 @@ def _move_into_place(tmp: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def carry_paligemma_options(data: dict, folder: Path, tokenizer: str | None,
-                            arch_override: dict[str, int] | None) -> Path | None:  # fmt: skip
+def carry_paligemma_options(data: dict, folder: Path, tokenizer: str | None, arch_override: dict[str, int] | None,
+                            *, store_tokenizer: bool = True) -> Path | None:  # fmt: skip
     """π0/π0.5: the backbone sizes (argument or init-tiny's sidecar) and the tokenizer go into the config.
 
     Returns the local tokenizer folder to store in the checkpoint's preprocessor (`--tokenizer`, or the
-    base's own tokenizer when that is a local folder), or None when the base's tokenizer step stays.
+    base's own tokenizer when that is a local folder), or None when the base's tokenizer step stays
+    (always, when not `store_tokenizer`: the config then names the base's tokenizer).
     """
     if arch_override is None and (folder / ARCH_SIDECAR).is_file():
         arch_override = json.loads((folder / ARCH_SIDECAR).read_text())
@@ -188,6 +192,7 @@ def carry_paligemma_options(data: dict, folder: Path, tokenizer: str | None,
         if tokenizer is not None
         else local_tokenizer_folder(folder / "policy_preprocessor.json")
     )
+    embed = embed if store_tokenizer else None
     if embed is not None:
         data["tokenizer_name"] = EMBEDDED_TOKENIZER
     elif "tokenizer_name" not in data and (name := _saved_tokenizer_name(folder)) is not None:

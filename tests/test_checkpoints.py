@@ -213,3 +213,34 @@ def test_pi05_init_tiny_convert_load_reproduces_base(tmp_path):
     assert torch.equal(pruned.model.sample_actions(**inputs), base.model.sample_actions(**inputs))
     with pytest.raises(TypeError, match="not pruned_pi0"):
         PrunedPI0Policy.from_pretrained(out)
+
+
+@pytest.mark.parametrize("family", ["pi0", "pi05", "smolvla"])
+def test_policy_type_form_adopts_the_saved_config(tmp_path, monkeypatch, family):
+    """`--policy.type=pruned_<family> --policy.pretrained_path=<checkpoint>`: the config built from class
+    defaults and the flags becomes the checkpoint's saved config plus only the flags typed."""
+    import sys
+
+    from conftest import FAMILIES
+
+    from lerobot_prune.tiny import init_tiny
+
+    base = init_tiny(tmp_path / "base", policy_type=family, empty_cameras=1, chunk_size=6, n_action_steps=6)
+    pruned = convert(base, tmp_path / "pruned", make_pruning_config("fastv", keep_ratio=0.25, compact=True))
+    config_cls = FAMILIES[family][0]
+    for checkpoint in (base, pruned):
+        argv = ["lerobot-eval", f"--policy.type=pruned_{family}", f"--policy.pretrained_path={checkpoint}",
+                "--policy.pruning.type=fastv", "--policy.pruning.keep_ratio=0.125", "--policy.n_action_steps=3"]  # fmt: skip
+        monkeypatch.setattr(sys, "argv", argv)
+        config = config_cls(pretrained_path=checkpoint, n_action_steps=3,
+                            pruning=make_pruning_config("fastv", keep_ratio=0.125))  # fmt: skip
+        assert (config.chunk_size, config.n_action_steps, config.empty_cameras) == (6, 3, 1)
+        assert config.pruning.keep_ratio == 0.125 and config.pruning.compact == (checkpoint == pruned)
+        assert len(config.input_features) == 3  # PushT's camera, the padded one, the state
+        assert str(config.pretrained_path) == str(checkpoint)
+        if family != "smolvla":
+            assert config.arch_override == TINY_ARCH
+        else:
+            assert config.vlm_model_name.startswith(str(base))
+    monkeypatch.setattr(sys, "argv", ["python"])  # any other way of building a config is untouched
+    assert config_cls(pretrained_path=base).chunk_size == 50

@@ -38,7 +38,9 @@ class ConvertArgs:
     base: str  # π0 / π0.5 checkpoint folder or Hub id (e.g. lerobot/pi0_libero_finetuned)
     out: str  # folder of the pruned checkpoint (type pruned_<base type>)
     pruning: PruningConfig = field(default_factory=NoPruningConfig)
-    tokenizer: str | None = None  # local tokenizer folder to use instead of the Hub PaliGemma tokenizer
+    tokenizer: str | None = None  # local tokenizer folder, copied into the checkpoint (π0/π0.5)
+    overwrite: bool = False  # replace an existing --out checkpoint folder
+    link_weights: bool = False  # hard-link model.safetensors to the base's (shared file) instead of copying
 
 
 @dataclass
@@ -68,7 +70,8 @@ def cmd_convert(argv: list[str]) -> None:
     from .convert import convert
 
     args = draccus.parse(ConvertArgs, args=argv)
-    out = convert(args.base, args.out, args.pruning, tokenizer=args.tokenizer)
+    out = convert(args.base, args.out, args.pruning, tokenizer=args.tokenizer, overwrite=args.overwrite,
+                  link_weights=args.link_weights)  # fmt: skip
     print(f"pruned checkpoint ({args.pruning.type}): {out}")
 
 

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +84,59 @@ def test_pruned_pi05_runs_in_lerobot_eval(tmp_path):
     assert info["overall"]["n_episodes"] == 2
     assert report["summary"]["strategy"] == "fastv"
     assert all(call["kept_visual_per_camera"] == [[64, 0], [64, 0]] for call in report["calls"])
+
+
+def _eval_form(policy_args, out, cwd):
+    """The real lerobot-eval, one 5-step PushT episode, with `policy_args` naming the policy."""
+    result = subprocess.run(
+        [shutil.which("lerobot-eval"), *policy_args, "--env.type=pusht", "--env.episode_length=5",
+         "--eval.n_episodes=1", "--eval.batch_size=1", "--eval.use_async_envs=false", "--policy.device=cpu",
+         f"--output_dir={out}"],
+        capture_output=True, text=True, env=ENV, timeout=900, cwd=cwd,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((out / "pruning_report.json").read_text())
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("form", ["path", "type"])
+def test_moved_converted_checkpoint_runs_in_lerobot_eval_after_the_base_is_deleted(tmp_path, form):
+    """`--policy.path=<moved folder>` and `--policy.type=pruned_pi0 --policy.pretrained_path=<moved folder>`
+    (saved settings kept, only the typed flags changed), with the base checkpoint gone."""
+    from lerobot_prune.tiny import init_tiny
+
+    base = init_tiny(tmp_path / "base", policy_type="pi0", empty_cameras=1)
+    ckpt = convert(base, tmp_path / "ckpt", make_pruning_config("fastv", keep_ratio=0.25, compact=True))
+    moved = Path(shutil.move(str(ckpt), str(tmp_path / "elsewhere")))
+    shutil.rmtree(base)
+    if form == "path":
+        report = _eval_form([f"--policy.path={moved}"], tmp_path / "eval", tmp_path)
+        kept = 64
+    else:
+        args = ["--policy.type=pruned_pi0", f"--policy.pretrained_path={moved}", "--policy.pruning.type=fastv",
+                "--policy.pruning.keep_ratio=0.125", "--policy.n_action_steps=2"]  # fmt: skip
+        report = _eval_form(args, tmp_path / "eval", tmp_path)
+        kept = 32
+    assert report["summary"]["strategy"] == "fastv"
+    assert report["summary"]["calls"] == (
+        1 if form == "path" else 3
+    )  # saved n_action_steps 10, or the flag's 2
+    assert all(call["kept_visual_per_camera"] == [[kept, 0]] for call in report["calls"])  # compact kept
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("family", ["pi0", "pi05", "smolvla"])
+def test_policy_type_with_a_base_checkpoint_keeps_its_settings(tmp_path, family):
+    """`--policy.type=pruned_<family> --policy.pretrained_path=<base family checkpoint>`: architecture,
+    features and settings from the base's config.json, the strategy from the command line."""
+    from lerobot_prune.tiny import init_tiny
+
+    base = init_tiny(tmp_path / "base", policy_type=family, empty_cameras=1)
+    args = [f"--policy.type=pruned_{family}", f"--policy.pretrained_path={base}", "--policy.pruning.type=fastv",
+            "--policy.pruning.keep_ratio=0.25", "--policy.pruning.compact=true"]  # fmt: skip
+    report = _eval_form(args, tmp_path / "eval", tmp_path)
+    assert report["summary"]["strategy"] == "fastv" and report["summary"]["calls"] == 1
+    per_camera = report["calls"][0]["kept_visual_per_camera"][0]
+    assert (
+        per_camera[1] == 0 and 0 < per_camera[0] < 256
+    )  # the padded camera was dropped, the real one pruned

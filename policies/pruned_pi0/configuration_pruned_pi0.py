@@ -12,6 +12,8 @@ from lerobot_prune.backbones.arch import validate_arch, vlm_depth
 from lerobot_prune.config import PruningConfig
 from lerobot_prune.strategies.none import NoPruningConfig
 
+from ..saved_config import adopt_saved_config
+
 PALIGEMMA_TOKENIZER = "google/paligemma-3b-pt-224"
 
 
@@ -33,6 +35,8 @@ class PrunedPI0Config(PI0Config):
     arch_override: dict[str, int] | None = None
 
     def __post_init__(self):
+        if adopt_saved_config(self):  # --policy.type=... --policy.pretrained_path=<checkpoint>
+            return
         super().__post_init__()
         validate_arch(self.arch_override)
         self.pruning.validate_for_model(vlm_depth(self.paligemma_variant, self.arch_override))

@@ -16,6 +16,8 @@ from lerobot.processor import (
     make_policy_processor_pipelines,
 )
 
+from lerobot_prune.embedded_tokenizer import EMBEDDED_TOKENIZER, embedded_step_from_checkpoint
+
 from .configuration_pruned_pi0 import PrunedPI0Config
 
 Pipelines = tuple[
@@ -39,12 +41,7 @@ def make_pi0_family_processors(config, dataset_stats, tokenizer_name: str) -> Pi
         steps.rename_observations,
         steps.add_batch_dim,
         Pi0NewLineProcessor(),
-        TokenizerProcessorStep(
-            tokenizer_name=tokenizer_name,
-            max_length=config.tokenizer_max_length,
-            padding_side="right",
-            padding="max_length",
-        ),
+        tokenizer_step(config, tokenizer_name),
         steps.to_device,
         relative_step,
         steps.normalize,
@@ -55,6 +52,15 @@ def make_pi0_family_processors(config, dataset_stats, tokenizer_name: str) -> Pi
         steps.to_cpu,
     ]
     return make_policy_processor_pipelines(input_steps=input_steps, output_steps=output_steps)
+
+
+def tokenizer_step(config, tokenizer_name: str) -> TokenizerProcessorStep:
+    """LeRobot's tokenizer step loading `tokenizer_name`; for a converted checkpoint whose tokenizer is stored
+    in its preprocessor (`tokenizer_name` = `EMBEDDED_TOKENIZER`), that stored copy."""
+    kwargs = dict(max_length=config.tokenizer_max_length, padding_side="right", padding="max_length")
+    if tokenizer_name == EMBEDDED_TOKENIZER:
+        return embedded_step_from_checkpoint(config.pretrained_path, **kwargs)
+    return TokenizerProcessorStep(tokenizer_name=tokenizer_name, **kwargs)
 
 
 def relative_actions_step(config) -> RelativeActionsProcessorStep:

@@ -13,6 +13,7 @@ from lerobot_prune.config import PruningConfig
 from lerobot_prune.strategies.none import NoPruningConfig
 
 from ..pruned_pi0.configuration_pruned_pi0 import PALIGEMMA_TOKENIZER
+from ..saved_config import adopt_saved_config
 
 
 @PreTrainedConfig.register_subclass("pruned_pi05")
@@ -35,6 +36,8 @@ class PrunedPI05Config(PI05Config):
     arch_override: dict[str, int] | None = None
 
     def __post_init__(self):
+        if adopt_saved_config(self):  # --policy.type=... --policy.pretrained_path=<checkpoint>
+            return
         super().__post_init__()
         validate_arch(self.arch_override)
         self.pruning.validate_for_model(vlm_depth(self.paligemma_variant, self.arch_override))

@@ -6,12 +6,11 @@ import torch
 from lerobot.policies.pi05.processor_pi05 import Pi05PrepareStateTokenizerProcessorStep
 from lerobot.processor import (
     AbsoluteActionsProcessorStep,
-    TokenizerProcessorStep,
     make_default_policy_processor_steps,
     make_policy_processor_pipelines,
 )
 
-from ..pruned_pi0.processor_pruned_pi0 import Pipelines, relative_actions_step
+from ..pruned_pi0.processor_pruned_pi0 import Pipelines, relative_actions_step, tokenizer_step
 from .configuration_pruned_pi05 import PrunedPI05Config
 
 
@@ -32,12 +31,7 @@ def make_pi05_processors(config, dataset_stats, tokenizer_name: str) -> Pipeline
         relative_step,
         steps.normalize,
         Pi05PrepareStateTokenizerProcessorStep(max_state_dim=config.max_state_dim),
-        TokenizerProcessorStep(
-            tokenizer_name=tokenizer_name,
-            max_length=config.tokenizer_max_length,
-            padding_side="right",
-            padding="max_length",
-        ),
+        tokenizer_step(config, tokenizer_name),
         steps.to_device,
     ]
     output_steps = [

@@ -12,6 +12,8 @@ import lerobot_prune  # noqa: F401  (registers the strategies)
 from lerobot_prune.config import PruningConfig
 from lerobot_prune.strategies.none import NoPruningConfig
 
+from ..saved_config import adopt_saved_config
+
 logger = logging.getLogger(__name__)
 
 
@@ -30,6 +32,8 @@ class PrunedSmolVLAConfig(SmolVLAConfig):
     pruning: PruningConfig = field(default_factory=NoPruningConfig)
 
     def __post_init__(self):
+        if adopt_saved_config(self):  # --policy.type=... --policy.pretrained_path=<checkpoint>
+            return
         super().__post_init__()
         self.pruning.validate_for_model(smolvla_vlm_depth(self))
 

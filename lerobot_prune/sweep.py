@@ -65,6 +65,8 @@ class SweepArgs:
     shard_episodes: Episodes per shard (consecutive seeds); 0 runs each cell as one shard.
     ties_calibration: Dataset that TIES cells are calibrated on before their eval.
     backend: "local" (shards one after another in this process) or "ray" (one Ray task per shard).
+    torch_threads: Torch CPU threads per shard; 0: torch's default locally, --ray.num_cpus_per_task (at
+        least 1) under Ray. Per-episode results are bit-identical across backends at equal thread counts.
     ray: Ray options (--ray.address, --ray.num_cpus, --ray.num_cpus_per_task).
     overwrite: Start over when `out` holds a sweep made with other grid or eval arguments.
     plot: Write the success plots (needs matplotlib: pip install 'lerobot_policy_prune[plot]').
@@ -80,6 +82,7 @@ class SweepArgs:
     shard_episodes: int = 0
     ties_calibration: TiesCalibrationArgs = field(default_factory=TiesCalibrationArgs)
     backend: str = "local"
+    torch_threads: int = 0
     ray: RayArgs = field(default_factory=RayArgs)
     overwrite: bool = False
     plot: bool = True
@@ -95,6 +98,7 @@ class Cell:
 
 def main(argv: list[str]) -> list[dict]:
     own, lerobot_args = split_args(argv, tuple(f.name for f in fields(SweepArgs)))
+    own = ["--strategies=[all]" if a == "--strategies=all" else a for a in own]  # draccus wants a list
     args = draccus.parse(SweepArgs, args=own)
     if taken := [a for a in lerobot_args if a.split("=", 1)[0] in ("--policy.path", "--output_dir")]:
         raise ValueError(
@@ -102,6 +106,8 @@ def main(argv: list[str]) -> list[dict]:
         )
     if args.backend not in BACKENDS:
         raise ValueError(f"--backend={args.backend!r} is not valid; choose one of {BACKENDS}.")
+    if args.torch_threads < 0:
+        raise ValueError(f"--torch_threads={args.torch_threads} must be >= 0 (0: see --help).")
     if args.shard_episodes < 0:
         raise ValueError(f"--shard_episodes={args.shard_episodes} must be >= 0 (0: one shard per cell).")
     if args.plot:
@@ -119,7 +125,10 @@ def main(argv: list[str]) -> list[dict]:
     todo = [s for cell in cells for s in plan[cell.name] if not progress.shard_path(s).is_file()]
     progress.start(len(todo))
     try:
-        specs = [_spec(s, checkpoints[s.cell], out, eval_args) for s in todo]
+        threads = args.torch_threads or (
+            max(1, int(args.ray.num_cpus_per_task)) if args.backend == "ray" else 0
+        )
+        specs = [_spec(s, checkpoints[s.cell], out, eval_args) | {"torch_threads": threads} for s in todo]
         run_shards(specs, args.backend, args.ray, progress.shard_done)
     finally:
         progress.close()
@@ -132,7 +141,7 @@ def make_grid(args: SweepArgs) -> list[Cell]:
     known = list_strategies()
     if not args.policy_path or not Path(args.policy_path).is_dir():
         raise FileNotFoundError(f"--policy_path={args.policy_path!r} is not a checkpoint folder.")
-    strategies = list(known) if args.strategies in (["all"], ["[all]"]) else args.strategies
+    strategies = list(known) if args.strategies == ["all"] else args.strategies
     if not strategies:
         raise ValueError("--strategies is empty; e.g. --strategies='[fastv,random]' or --strategies=all.")
     if bad := [s for s in strategies if s not in known]:

@@ -48,7 +48,11 @@ class Shard:
 
 
 def run_shard(spec: dict) -> dict:
-    """LeRobot's eval of one shard in this process; the shard record (see `sweep_results.shard_record`)."""
+    """LeRobot's eval of one shard in this process; the shard record (see `sweep_results.shard_record`).
+
+    `spec["torch_threads"]` (when set) fixes torch's CPU threads for the shard: float reductions, and so
+    rewards in their last digits, depend on it, so equal thread counts give bit-identical episodes.
+    """
     import lerobot_policy_prune  # noqa: F401  (registers the pruned policy types in a fresh worker)
 
     from .evalrun import parse_eval_config, run_eval
@@ -57,9 +61,17 @@ def run_shard(spec: dict) -> dict:
     args = [f"--policy.path={spec['ckpt']}", f"--output_dir={spec['run_dir']}", *spec["eval_args"],
             f"--seed={spec['seed']}", f"--eval.n_episodes={spec['n_episodes']}",
             f"--eval.batch_size={spec['batch_size']}"]  # fmt: skip
-    start = time.perf_counter()
-    run = run_eval(args, parse_eval_config(args))
-    return shard_record(spec, run.info, run.report, time.perf_counter() - start)
+    import torch
+
+    threads = torch.get_num_threads()
+    if spec.get("torch_threads"):
+        torch.set_num_threads(spec["torch_threads"])
+    try:
+        start = time.perf_counter()
+        run = run_eval(args, parse_eval_config(args))
+        return shard_record(spec, run.info, run.report, time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def run_shards(
@@ -103,7 +115,7 @@ def _run_ray(specs: list[dict], ray_args: RayArgs, on_done: Callable[[dict, dict
             f"--ray.num_cpus_per_task={ray_args.num_cpus_per_task} exceeds the cluster's {cluster_cpus:g} CPUs; "
             "no shard could ever be scheduled."
         )
-    task = ray.remote(run_shard).options(num_cpus=ray_args.num_cpus_per_task, max_calls=1, max_retries=0)
+    task = ray.remote(num_cpus=ray_args.num_cpus_per_task, max_calls=1, max_retries=0)(run_shard)
     pending = {task.remote(spec): spec for spec in specs}
     logger.info("sweep: %d shards submitted to Ray (%g CPUs, %g per shard)", len(specs), cluster_cpus,
                 ray_args.num_cpus_per_task)  # fmt: skip

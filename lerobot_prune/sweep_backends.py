@@ -18,6 +18,7 @@ from dataclasses import dataclass
 logger = logging.getLogger(__name__)
 BACKENDS = ("local", "ray")
 # Environment the Ray workers of a local cluster get from the driver (a joined cluster's nodes keep theirs).
+START_ATTEMPTS = 3
 PASSED_ENV = ("PYTHONPATH", "HF_HUB_OFFLINE", "HF_HOME", "HF_LEROBOT_HOME", "WANDB_MODE", "MUJOCO_GL")
 
 
@@ -102,8 +103,18 @@ def init_ray(ray_args: RayArgs):
     if not ray.is_initialized():
         env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
         local = {} if ray_args.address else {"num_cpus": ray_args.num_cpus, "include_dashboard": False}
-        ray.init(address=ray_args.address, runtime_env={"env_vars": env} if env else None,
-                 log_to_driver=False, **local)  # fmt: skip
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                ray.init(address=ray_args.address, runtime_env={"env_vars": env} if env else None,
+                         log_to_driver=False, **local)  # fmt: skip
+                break
+            except Exception as err:  # Ray gives a local node 30 s to start; a loaded machine may need more
+                if "timed out during startup" not in str(err) or attempt == START_ATTEMPTS:
+                    raise
+                logger.warning(
+                    "sweep: Ray node start timed out (attempt %d/%d), retrying", attempt, START_ATTEMPTS
+                )
+                ray.shutdown()
     return ray
 
 

@@ -114,10 +114,13 @@ def main(argv: list[str]) -> list[dict]:
         _require_matplotlib()
     cells = make_grid(args)
     out = Path(args.out)
-    check_manifest(out, manifest(args, cells, lerobot_args), overwrite=args.overwrite)
-    checkpoints = {cell.name: _prepare_cell(args, cell, out / "ckpts" / cell.name) for cell in cells}
-    first = checkpoints[cells[0].name]
+    wanted = manifest(args, cells, lerobot_args)
+    check_manifest(out, wanted, overwrite=args.overwrite)
+    # LeRobot's eval arguments are checked on the first cell before any calibration or eval
+    first = convert(Path(args.policy_path), out / "ckpts" / cells[0].name, cells[0].pruning)
     cfg = parse_eval_config([f"--policy.path={first}", f"--output_dir={out / 'runs'}", *lerobot_args])
+    write_manifest(out, wanted)
+    checkpoints = {cell.name: _prepare_cell(args, cell, out / "ckpts" / cell.name) for cell in cells}
     plan = {cell.name: plan_shards(cell.name, cfg.seed, cfg.eval.n_episodes, cfg.eval.batch_size,
                                    args.shard_episodes) for cell in cells}  # fmt: skip
     eval_args = [a for a in lerobot_args if a.split("=", 1)[0] not in SET_BY_SWEEP]
@@ -170,8 +173,9 @@ def make_grid(args: SweepArgs) -> list[Cell]:
             compacts = args.compact if args.compact is not None else [base_compact]
         for key, value in values:
             for compact in dict.fromkeys(compacts):
-                pruning = make_pruning_config(strategy, **extra, **({key: value} if key else {}),
-                                              compact=compact)  # fmt: skip
+                pruning = make_pruning_config(
+                    strategy, **(extra | ({key: value} if key else {})), compact=compact
+                )
                 name = (f"{strategy}_{key}{value}" if key else strategy) + (
                     "_compact" if compact and not fixed_compact else ""
                 )
@@ -214,7 +218,7 @@ def manifest(args: SweepArgs, cells: list[Cell], lerobot_args: list[str]) -> dic
 
 
 def check_manifest(out: Path, wanted: dict, *, overwrite: bool) -> None:
-    """Writes `out/sweep.json`; refuses a folder holding another sweep unless `overwrite` (then starts over)."""
+    """Refuses a folder holding another sweep (`out/sweep.json`) unless `overwrite` (then starts over)."""
     path = out / MANIFEST
     if path.is_file():
         found = json.loads(path.read_text())
@@ -229,8 +233,12 @@ def check_manifest(out: Path, wanted: dict, *, overwrite: bool) -> None:
             logger.warning("sweep: --overwrite=true, discarding the results in %s", out)
             for sub in ("ckpts", "runs", "shards", "cells"):
                 shutil.rmtree(out / sub, ignore_errors=True)
+            path.unlink()
+
+
+def write_manifest(out: Path, wanted: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(wanted, indent=2))
+    (out / MANIFEST).write_text(json.dumps(wanted, indent=2))
 
 
 def _prepare_cell(args: SweepArgs, cell: Cell, target: Path) -> Path:

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from lerobot_prune import list_strategies
-from lerobot_prune.sweep import SweepArgs, check_manifest, main, make_grid, plan_shards
+from lerobot_prune.sweep import SweepArgs, check_manifest, main, make_grid, plan_shards, write_manifest
 from lerobot_prune.sweep_results import markdown_table, result_rows, write_results
 
 EVAL = ["--env.type=pusht", "--eval.use_async_envs=false", "--policy.device=cpu", "--env.episode_length=10",
@@ -48,14 +48,15 @@ def test_shards_cover_consecutive_seeds():
 
 
 def test_manifest_refuses_another_sweep_unless_overwrite(tmp_path):
-    check_manifest(tmp_path, {"eval_args": ["--eval.n_episodes=4"]}, overwrite=False)
+    check_manifest(tmp_path, {"eval_args": ["--eval.n_episodes=4"]}, overwrite=False)  # nothing there yet
+    write_manifest(tmp_path, {"eval_args": ["--eval.n_episodes=4"]})
     (tmp_path / "cells").mkdir()
     check_manifest(tmp_path, {"eval_args": ["--eval.n_episodes=4"]}, overwrite=False)  # same: resumes
     assert (tmp_path / "cells").is_dir()
     with pytest.raises(ValueError, match=r"other arguments \(differing: eval_args\).*--overwrite=true"):
         check_manifest(tmp_path, {"eval_args": ["--eval.n_episodes=8"]}, overwrite=False)
     check_manifest(tmp_path, {"eval_args": ["--eval.n_episodes=8"]}, overwrite=True)
-    assert not (tmp_path / "cells").exists()
+    assert not (tmp_path / "cells").exists() and not (tmp_path / "sweep.json").exists()
 
 
 def _record(cell, strategy, successes, compact=False, tasks=("a",)):

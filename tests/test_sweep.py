@@ -116,7 +116,8 @@ def test_local_and_ray_sweeps_give_identical_episodes_and_resume(tiny_base_check
     ]
 
     main([*common, f"--out={ray_out}", "--backend=ray", "--ray.num_cpus=2", "--ray.num_cpus_per_task=1"])
-    assert _episodes(ray_out) == episodes
+    # same (task, seed, success); sum rewards equal up to float summation order (seen: 1 ulp in pytest)
+    assert _episodes(ray_out) == pytest.approx(episodes, rel=1e-12)
 
     # resume: a lost shard (and its cell) is rerun, every other shard is kept
     kept = local / "shards" / "none" / "seeds100-101.json"

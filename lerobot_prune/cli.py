@@ -135,7 +135,7 @@ def cmd_record_expert(argv: list[str]) -> None:
 
 
 def cmd_sweep(argv: list[str]) -> None:
-    """lerobot-eval over strategies x keep ratios (DTP: taus); table and success-vs-latency plot."""
+    """Resumable success study: lerobot-eval over strategies x settings (local or Ray shards), stats, plots."""
     from .sweep import main as sweep_main
 
     sweep_main(argv)

@@ -22,6 +22,7 @@ from lerobot.configs.eval import EvalPipelineConfig
 
 from .metrics import PruningReport
 from .observe import CallObserver, observe_calls
+from .threads import check_eval_config
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,8 @@ def _parsed(cfg: EvalPipelineConfig) -> EvalPipelineConfig:
 
 
 def parse_eval_config(args: list[str]) -> EvalPipelineConfig:
-    """`lerobot-eval`'s configuration from its command-line arguments; requires a pruned policy."""
+    """`lerobot-eval`'s configuration from its command-line arguments; requires a pruned policy and
+    `--env.max_parallel_tasks=1` (threads would share the policy's per-episode state)."""
     with lerobot_argv(args):
         cfg = _parsed()
     if cfg.policy is None or not hasattr(cfg.policy, "pruning"):
@@ -82,6 +84,7 @@ def parse_eval_config(args: list[str]) -> EvalPipelineConfig:
             f"Got {kind}; these tools evaluate pruned policies (pruned_pi0, ...). Pass --policy.path=<dir> of "
             "a checkpoint written by `lerobot-prune convert`."
         )
+    check_eval_config(cfg)
     return cfg
 
 

@@ -1,4 +1,5 @@
-"""A labelled scatter plot drawn with Pillow (LeRobot depends on it; matplotlib is not installed with it)."""
+"""Plots: a labelled scatter drawn with Pillow (`bench`; LeRobot depends on Pillow) and the sweep's success
+curves drawn with matplotlib (the `plot` extra: pip install 'lerobot_policy_prune[plot]')."""
 
 from __future__ import annotations
 
@@ -103,3 +104,52 @@ def _floor_log10(x: float) -> int:
     while x < 1:
         x, exponent = x * 10, exponent - 1
     return exponent
+
+
+def success_plot(rows: list[dict], path: str | Path, *, x_key: str, x_label: str) -> Path:
+    """Success % against `x_key` per sweep cell: one line per strategy (and compact) over its settings, 95 %
+    Wilson error bars, and the `none` cells as reference points with a dashed line at their success.
+
+    Rows are `sweep_results.result_rows` dicts (`strategy`, `setting`, `compact`, `success_pc`,
+    `ci95_low_pc`, `ci95_high_pc` and `x_key`).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        raise ValueError(f"No rows to plot in {path}.")
+    fig, ax = plt.subplots(figsize=(9, 6), dpi=100)
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(row["strategy"] + (" (compact)" if row["compact"] else ""), []).append(row)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (group, members) in enumerate(groups.items()):
+        members = sorted(members, key=lambda r: r[x_key])
+        x = [r[x_key] for r in members]
+        y = [r["success_pc"] for r in members]
+        err = [[r["success_pc"] - r["ci95_low_pc"] for r in members],
+               [r["ci95_high_pc"] - r["success_pc"] for r in members]]  # fmt: skip
+        reference = members[0]["strategy"] == "none"
+        color = "black" if reference else colors[i % len(colors)]
+        ax.errorbar(x, y, yerr=err, color=color, marker="*" if reference else "o",
+                    markersize=12 if reference else 6, linestyle="none" if reference else "-", capsize=3,
+                    label=group + (" (reference)" if reference else ""))  # fmt: skip
+        for r in members:
+            if reference:
+                ax.axhline(r["success_pc"], color=color, linestyle="--", linewidth=0.8)
+            elif r["setting"]:
+                ax.annotate(r["setting"].split("=", 1)[1], (r[x_key], r["success_pc"]), fontsize=8,
+                            xytext=(4, 4), textcoords="offset points", color=color)  # fmt: skip
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("success (%), 95 % Wilson interval")
+    ax.set_ylim(-5, 105)
+    ax.set_title(f"Success against {x_label.split(' (')[0]} per sweep cell")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -9,7 +9,8 @@ Modifications to the upstream policy:
     * `self.model` is the adapter (base checkpoints load strictly);
     * `forward` (training) applies the strategy when `pruning.in_training` and adds `pruning/*` metrics,
       which `lerobot-train` logs as `train/pruning/*`; a training dataset is checked against the strategy;
-    * `reset()` also clears the strategy's per-episode state and closes an episode in the report;
+    * `reset()` also clears the strategy's per-episode state and closes an episode in the report, and refuses
+      LeRobot's threaded multi-task eval (`--env.max_parallel_tasks > 1`, see `lerobot_prune.threads`);
     * `select_action` / `predict_action_chunk` feed the state to the strategy, check camera names, time
       the call and record it in `self.report`;
     * `from_pretrained` raises when weights are missing or do not fit the architecture, instead of
@@ -35,6 +36,7 @@ from lerobot_prune.metrics import PruningReport
 from lerobot_prune.observe import notify_call
 from lerobot_prune.registry import build_pruner
 from lerobot_prune.reporting import register_report
+from lerobot_prune.threads import check_not_threaded_eval
 
 HUB_KWARGS = frozenset(
     {"force_download", "resume_download", "proxies", "token", "cache_dir", "local_files_only", "revision"}
@@ -75,6 +77,7 @@ class PrunedPolicyMixin:
         self.reset()
 
     def reset(self):
+        check_not_threaded_eval()  # threads sharing this policy would mix per-episode strategy state
         super().reset()
         if hasattr(self, "report"):
             self.model.reset_pruning()

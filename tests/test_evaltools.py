@@ -1,6 +1,5 @@
-"""`lerobot-prune eval | visualize | sweep` on LeRobot's PushT sim and a local dataset (Hub and W&B offline)."""
+"""`lerobot-prune eval | visualize` on LeRobot's PushT sim and a local dataset (Hub and W&B offline)."""
 
-import csv
 import json
 import os
 import shutil
@@ -18,7 +17,6 @@ from lerobot_prune import make_pruning_config
 from lerobot_prune.convert import convert
 from lerobot_prune.observe import observe_calls
 from lerobot_prune.overlay import OverlayRecorder, OverlayStyle, letterbox
-from lerobot_prune.sweep import SweepArgs, make_grid
 from lerobot_prune.visualize import VisualizeArgs, visualize
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -196,39 +194,3 @@ def test_visualize_sim_rollout_draws_the_first_calls(fastv_checkpoint, tmp_path)
                                     out=str(tmp_path / "vis")))  # fmt: skip
     assert Image.open(paths["png"]).size == (452, 452)
     assert [f["source"] for f in json.loads(paths["json"].read_text())] == ["env call 0", "env call 1"]
-
-
-@pytest.mark.sim
-def test_sweep_writes_one_row_per_grid_point_and_a_plot(fastv_checkpoint, tmp_path):
-    out = tmp_path / "sweep"
-    stdout = _prune(
-        ["sweep", f"--policy_path={fastv_checkpoint}", "--strategies=[fastv,random,none]",
-         "--keep_ratios=[0.5,0.25]", f"--out={out}", *EVAL, "--env.episode_length=10", "--eval.n_episodes=1",
-         "--eval.batch_size=1"],
-        cwd=tmp_path,
-    )  # fmt: skip
-    assert "[5/5] none -: success" in stdout
-    rows = list(csv.DictReader((out / "results.csv").open()))
-    assert [(r["strategy"], r["setting"]) for r in rows] == [
-        ("fastv", "keep_ratio=0.5"), ("fastv", "keep_ratio=0.25"), ("random", "keep_ratio=0.5"),
-        ("random", "keep_ratio=0.25"), ("none", ""),
-    ]  # fmt: skip
-    assert [float(r["mean_kept_visual"]) for r in rows] == [128, 64, 128, 64, 256]
-    assert all(float(r["latency_ms_p50"]) > 0 and r["n_episodes"] == "1" for r in rows)
-    assert json.loads((out / "results.json").read_text())[1]["flop_ratio"] < 1
-    assert len((out / "results.md").read_text().splitlines()) == 2 + 5
-    assert Image.open(out / "success_vs_latency.png").size == (900, 600)
-    assert all((out / "runs" / r["point"] / "pruning_report.json").is_file() for r in rows)
-
-
-def test_sweep_grid_rejects_bad_strategies_before_any_work(fastv_checkpoint, tmp_path):
-    with pytest.raises(ValueError, match=r"unknown \['fastvv'\]; known strategies: none, "):
-        make_grid(SweepArgs(policy_path=str(fastv_checkpoint), strategies=["fastvv"]))
-    grid = make_grid(SweepArgs(policy_path=str(fastv_checkpoint), strategies=["dtp", "compact"],
-                               dtp_taus=[0.5, 1.0], settings={"dtp": {"layers": [1, 2]}}))  # fmt: skip
-    assert [(name, label) for name, _, label in grid] == [
-        ("dtp_tau0.5", "tau=0.5"),
-        ("dtp_tau1.0", "tau=1.0"),
-        ("compact", ""),
-    ]
-    assert grid[1][1].layers == [1, 2]

@@ -19,18 +19,17 @@ import subprocess
 from datetime import datetime
 from pathlib import Path
 
-LOG_LINE = re.compile(r"INFO (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) .*?step:(\S+) .*?loss:([0-9.]+)")
+LOG_LINE = re.compile(r"INFO (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) .*? step:\S+ .*?loss:([0-9.]+)")
 REPO = Path(__file__).resolve().parent.parent
 
 
-def parse_log(log: Path) -> list[tuple[int, float, datetime]]:
-    """(step, loss, time) of every `lerobot-train` log line; steps like `1K` are expanded."""
+def parse_log(log: Path, log_freq: int) -> list[tuple[int, float, datetime]]:
+    """(step, loss, time) of every `lerobot-train` log line. The line prints the step rounded (`2K`), so
+    the i-th line is taken as step i * log_freq (one uninterrupted run, or resumed runs' logs in order)."""
     rows = []
     for line in log.read_text(errors="replace").splitlines():
         if m := LOG_LINE.search(line):
-            step = m.group(2)
-            value = float(step[:-1]) * 1000 if step.endswith("K") else float(step)
-            rows.append((int(value), float(m.group(3)), datetime.fromisoformat(m.group(1))))
+            rows.append(((len(rows) + 1) * log_freq, float(m.group(2)), datetime.fromisoformat(m.group(1))))
     return rows
 
 
@@ -54,9 +53,13 @@ def main() -> None:
     from lerobot_prune.convert import convert
     from lerobot_prune.strategies.none import NoPruningConfig
 
+    card = args.out / "README.md"  # the hand-written model card survives re-shipping
+    card_text = card.read_text() if card.is_file() else None
     convert(source, args.out, NoPruningConfig(), overwrite=True)
+    if card_text is not None:
+        card.write_text(card_text)
 
-    rows = parse_log(args.log)
+    rows = parse_log(args.log, train_config["log_freq"])
     with open(args.out / "loss_curve.csv", "w", newline="") as f:
         csv.writer(f).writerows([("step", "loss"), *((s, loss) for s, loss, _ in rows)])
     if rows:

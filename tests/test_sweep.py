@@ -101,7 +101,6 @@ def _episodes(out):
 
 @pytest.mark.sim
 def test_local_and_ray_sweeps_give_identical_episodes_and_resume(tiny_base_checkpoint, tmp_path, capsys):
-    pytest.importorskip("ray")
     common = [f"--policy_path={tiny_base_checkpoint}", "--strategies=[fastv,none]", "--keep_ratios=[0.25]",
               "--shard_episodes=2", "--torch_threads=1", *EVAL]  # fmt: skip
     local, ray_out = tmp_path / "local", tmp_path / "ray"

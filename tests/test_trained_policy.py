@@ -18,28 +18,26 @@ from tests.test_sims import sim_env
 REPO = Path(__file__).resolve().parent.parent
 CHECKPOINT = REPO / "checkpoints" / "pi0_metaworld_mt2"
 TASKS = ("button-press-topdown-v3", "coffee-button-v3")
-EPISODES = 4  # per task
+EPISODES = 3  # per task: ~25 s each on 2 cores, most of it MuJoCo rendering
 # On the 50 reported test seeds per task the unpruned policy succeeds far more often than this (see the
 # model card), so failing it means the policy broke; a random-weight policy scores 0 %.
 MIN_SUCCESS_PC = 50.0
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("pruning", [[], ["--policy.pruning.blind=true"]], ids=["unpruned", "blind"])
-def test_committed_pi0_solves_metaworld_and_needs_its_camera(tmp_path, pruning):
+def test_committed_pi0_still_solves_metaworld(tmp_path):
     out = tmp_path / "eval"
     command = [shutil.which("lerobot-eval"), f"--policy.path={CHECKPOINT}", "--env.type=metaworld",
                f"--env.task={','.join(TASKS)}", f"--eval.n_episodes={EPISODES}", "--eval.batch_size=1",
-               "--eval.use_async_envs=false", "--seed=10000", "--policy.device=cpu", f"--output_dir={out}",
-               *pruning]  # fmt: skip
-    if pruning:  # blind episodes fail at the 500-step limit: one task is enough to show it
-        command[4] = f"--env.task={TASKS[0]}"
-    result = subprocess.run(command, capture_output=True, text=True, env=sim_env(), timeout=1500, cwd=REPO)
+               "--eval.use_async_envs=false", "--seed=10000", "--policy.device=cpu", f"--output_dir={out}"]  # fmt: skip
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=sim_env(), timeout=1500, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     info = json.loads((out / "eval_info.json").read_text())
     per_task = {group: stats["pc_success"] for group, stats in info["per_group"].items()}
-    overall = info["overall"]["pc_success"]
-    if pruning:
-        assert overall <= 25.0, f"blind policy succeeded in {overall} % of episodes: {per_task}"
-    else:
-        assert overall >= MIN_SUCCESS_PC, f"unpruned success {overall} % < {MIN_SUCCESS_PC} %: {per_task}"
+    assert set(per_task) == set(TASKS)
+    for task, success in per_task.items():
+        assert success >= MIN_SUCCESS_PC, (
+            f"{task}: unpruned success {success} % < {MIN_SUCCESS_PC} %: {per_task}"
+        )

@@ -25,7 +25,8 @@ class PrunedPI0Config(PI0Config):
     Args:
         pruning: The token-selection strategy (`--policy.pruning.type=fastv --policy.pruning.keep_ratio=0.25`).
         tokenizer_name: Hub id or local folder of the PaliGemma tokenizer (a local folder lets robots
-            without internet load the processors).
+            without internet load the processors); "embedded:policy_preprocessor" (set by `lerobot-prune
+            convert`) when the tokenizer is stored in the checkpoint's preprocessor.
         arch_override: Backbone sizes other than Gemma-2B/300M + SigLIP-So400m (tiny test models); see
             `lerobot_prune.backbones.arch.ARCH_KEYS`. None for real checkpoints.
     """

@@ -57,9 +57,11 @@ def cmd_list(argv: list[str]) -> None:
 
 
 def cmd_init_tiny(argv: list[str]) -> None:
+    from .config import check_empty_cameras
     from .tiny import init_tiny
 
     args = draccus.parse(InitTinyArgs, args=argv)
+    check_empty_cameras(args.empty_cameras)
     out = init_tiny(args.out, policy_type=args.policy_type, env_type=args.env_type,
                     empty_cameras=args.empty_cameras, chunk_size=args.chunk_size,
                     n_action_steps=args.n_action_steps, seed=args.seed, arch=args.arch or None)  # fmt: skip
@@ -156,9 +158,35 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         COMMANDS[argv[0]](argv[1:])
-    except (ValueError, FileNotFoundError, TypeError) as err:
-        print(f"lerobot-prune {argv[0]}: error: {err}", file=sys.stderr)
+    except USER_ERRORS as err:
+        print(f"lerobot-prune {argv[0]}: error: {one_line(err)}", file=sys.stderr)
         sys.exit(1)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from safetensors import SafetensorError
+
+    return (ValueError, OSError, TypeError, draccus.utils.ParsingError, SafetensorError)
+
+
+# Bad arguments or files (json.JSONDecodeError is a ValueError, FileNotFoundError an OSError): one line, exit 1.
+USER_ERRORS = _user_errors()
+GENERIC = ("Couldn't instantiate class", "Couldn't find a choice class")
+
+
+def one_line(err: BaseException) -> str:
+    """The message of `err` and its chained causes (draccus wraps the real one), on one line.
+
+    Generic wrappers ("Couldn't instantiate class X ...") are left out when a cause says more.
+    """
+    chain: list[BaseException] = []
+    while err is not None and err not in chain:
+        chain.append(err)
+        err = err.__cause__ or (None if err.__suppress_context__ else err.__context__)
+    messages = [str(e).strip() or type(e).__name__ for e in chain]
+    specific = [m for m in messages if not m.startswith(GENERIC)] or messages
+    unique = [m for i, m in enumerate(specific) if not any(m in other for other in specific[:i])]
+    return " ".join(": ".join(unique).split())
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import draccus
 
@@ -53,6 +53,17 @@ class PruningConfig(draccus.ChoiceRegistry, abc.ABC):
     def default_choice_name(cls) -> str | None:
         return "none"
 
+    @classmethod
+    def get_choice_class(cls, name: str) -> Any:
+        """The config class of strategy `name`; an unknown name (e.g. edited into a config.json) raises
+        with the list of valid ones (a `KeyError`, which draccus turns into its decoding error)."""
+        known = cls.get_known_choices()
+        if name not in known:
+            raise UnknownStrategyError(
+                f"pruning.type={name!r} is not a strategy; valid types: {', '.join(known)}."
+            )
+        return known[name]
+
     def __post_init__(self) -> None:
         if self.fallback not in FALLBACKS:
             raise ValueError(f"pruning.fallback={self.fallback!r} is not valid; choose one of {FALLBACKS}.")
@@ -66,6 +77,18 @@ class PruningConfig(draccus.ChoiceRegistry, abc.ABC):
     def validate_for_dataset(self, features: dict[str, dict]) -> None:
         """Checks fields that depend on a training dataset's features (`LeRobotDatasetMetadata.features`:
         name -> {"dtype", "shape", "names"}); raises `ValueError` before training starts."""
+
+
+class UnknownStrategyError(KeyError):
+    """An unknown `pruning.type`. A `KeyError` for draccus, printed as its message (not its repr)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def check_empty_cameras(empty_cameras: int) -> None:
+    if not isinstance(empty_cameras, int) or empty_cameras < 0:
+        raise ValueError(f"empty_cameras={empty_cameras!r} must be an integer >= 0 (padded cameras to add).")
 
 
 def check_keep_ratio(keep_ratio: float) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import draccus
 
-from .checkpoint import WEIGHTS_NAME, check_architecture, resolve_weights
+from .checkpoint import WEIGHTS_NAME, check_architecture, read_json, resolve_weights
 from .config import PruningConfig
 from .embedded_tokenizer import EMBEDDED_TOKENIZER, embed_tokenizer, local_tokenizer_folder
 from .tiny import ARCH_SIDECAR
@@ -54,7 +54,9 @@ def read_base_config(folder: Path) -> dict:
     path = folder / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{folder} has no config.json; is it a LeRobot policy checkpoint?")
-    data = json.loads(path.read_text())
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds a JSON {type(data).__name__}, not a config object.")
     base_type = data.get("type")
     if base_type not in BASE_TYPES:
         raise ValueError(
@@ -183,7 +185,7 @@ def carry_paligemma_options(data: dict, folder: Path, tokenizer: str | None, arc
     (always, when not `store_tokenizer`: the config then names the base's tokenizer).
     """
     if arch_override is None and (folder / ARCH_SIDECAR).is_file():
-        arch_override = json.loads((folder / ARCH_SIDECAR).read_text())
+        arch_override = read_json(folder / ARCH_SIDECAR)
     data["arch_override"] = arch_override if arch_override is not None else data.get("arch_override")
     if tokenizer is not None and not Path(tokenizer).is_dir():
         raise ValueError(f"tokenizer={tokenizer!r} is not a folder; give a local tokenizer folder.")
@@ -211,7 +213,7 @@ def _check_smolvla_options(folder: Path, tokenizer: str | None, arch_override: d
 
 
 def _saved_tokenizer_name(folder: Path) -> str | None:
-    steps = json.loads((folder / "policy_preprocessor.json").read_text()).get("steps", [])
+    steps = read_json(folder / "policy_preprocessor.json").get("steps", [])
     names = [
         s.get("config", {}).get("tokenizer_name")
         for s in steps

@@ -24,6 +24,8 @@ import torch
 from lerobot.processor import ProcessorStepRegistry, TokenizerProcessorStep
 from safetensors.torch import save_file
 
+from .checkpoint import read_json
+
 STEP_NAME = "lerobot_prune_tokenizer_processor"
 UPSTREAM_STEP_NAME = "tokenizer_processor"
 # `tokenizer_name` of a config whose tokenizer lives in its checkpoint's preprocessor (set by convert).
@@ -106,7 +108,7 @@ def embed_tokenizer(preprocessor_json: Path, tokenizer: str | Path) -> None:
     Writes the step's state file next to `preprocessor_json` (LeRobot's file naming) and rewrites the
     JSON; the step's other settings (max length, padding) are kept.
     """
-    pipeline = json.loads(preprocessor_json.read_text())
+    pipeline = read_json(preprocessor_json)
     steps = pipeline.get("steps", [])
     index = next(
         (i for i, s in enumerate(steps) if s.get("registry_name") in (UPSTREAM_STEP_NAME, STEP_NAME)), None
@@ -127,7 +129,7 @@ def embed_tokenizer(preprocessor_json: Path, tokenizer: str | Path) -> None:
 
 def local_tokenizer_folder(preprocessor_json: Path) -> Path | None:
     """The local folder an upstream tokenizer step of a saved preprocessor loads from, if it is one."""
-    for step in json.loads(preprocessor_json.read_text()).get("steps", []):
+    for step in read_json(preprocessor_json).get("steps", []):
         if step.get("registry_name") == UPSTREAM_STEP_NAME:
             name = step.get("config", {}).get("tokenizer_name")
             if name and Path(name).is_dir():
@@ -153,7 +155,7 @@ def embedded_step_from_checkpoint(
             f"policy_preprocessor.json, but pretrained_path={checkpoint!r} is not a local checkpoint folder with "
             "one; set --policy.tokenizer_name=<Hub id or tokenizer folder>."
         )
-    steps = json.loads(preprocessor.read_text()).get("steps", [])
+    steps = read_json(preprocessor).get("steps", [])
     state_files = [s.get("state_file") for s in steps if s.get("registry_name") == STEP_NAME]
     if not state_files or not (folder / state_files[0]).is_file():
         raise ValueError(f"{preprocessor} holds no stored tokenizer ({STEP_NAME} step with its state file).")

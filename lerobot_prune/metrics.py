@@ -1,7 +1,9 @@
 """Per-call accounting: kept visual tokens per camera, per-layer lengths, FLOPs, latency (methods_spec §10.10).
 
-FLOPs follow ADP Eq. 19 per layer (attention, projections, gated MLP) with the K/V projections sized
-for Gemma's multi-query attention; the vision encoder is left out (pruning does not change it).
+FLOPs are this project's own per-layer count (`layer_flops`), not a formula from a paper: the usual
+"2 FLOPs per multiply-add of every matmul" convention applied to the layer's actual shapes (separate query
+and key lengths, Gemma's grouped/multi-query K/V heads, a three-matrix gated MLP). The vision encoder is
+left out (pruning does not change it).
 """
 
 from __future__ import annotations
@@ -33,7 +35,22 @@ class LayerDims:
 
 
 def layer_flops(d: LayerDims, num_queries: int, num_keys: int) -> int:
-    """Multiply-add FLOPs (x2) of one decoder layer for `num_queries` new tokens over `num_keys` keys."""
+    """Estimated FLOPs of one decoder layer for `num_queries` new tokens attending to `num_keys` keys.
+
+    With S_q = num_queries, S_k = num_keys, D = width, M = mlp_dim, H / H_kv = query / key-value heads
+    and d_h = head_dim, counting 2 FLOPs per multiply-add of each matmul:
+
+        F = 4·S_q·D·H·d_h          (Q and O projections)
+          + 4·S_q·D·H_kv·d_h       (K and V projections; Gemma: H_kv = 1)
+          + 4·S_q·S_k·H·d_h        (scores Q·Kᵀ and the attention-weighted sum of V)
+          + 6·S_q·D·M              (gated MLP: gate, up and down projections)
+
+    Norms, rotary embeddings, softmax, embeddings and the LM head are not counted. This is our own model,
+    built from the matmul-counting convention of Kaplan et al. 2020 ("Scaling Laws for Neural Language
+    Models", §2.1) on Gemma's layer structure. ADP's Eq. 19, F(S) ≈ 2S²D + 4SD² + 6SDM, has the same
+    three parts (for S_q = S_k = S and H·d_h = H_kv·d_h = D) but weighs them differently (one FLOP per
+    multiply-add for attention and projections, two for the MLP), so these figures are not Eq. 19's.
+    """
     q_and_o = 2 * 2 * num_queries * d.width * d.num_heads * d.head_dim
     k_and_v = 2 * 2 * num_queries * d.width * d.num_kv_heads * d.head_dim
     scores_and_mix = 2 * 2 * num_queries * num_keys * d.num_heads * d.head_dim

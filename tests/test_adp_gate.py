@@ -51,6 +51,18 @@ def test_initial_state_one_holds_through_cold_start():
     assert window_states(gate, [5, 4, 3]) == [1, 1, 1, 0]
 
 
+def test_initial_state_one_counts_window_one_in_the_consecutive_limit():
+    """Window 1 runs pruned, so with max_consecutive=3 windows 1-3 are the run and window 4 is forced to
+    full vision (the ADP authors' controller starts its pruned-window counter at 1 in that case)."""
+    gate = ActionAwareGate(initial_state=1)
+    assert gate.streak == 1
+    assert window_states(gate, [5, 6, 7, 8]) == [1, 1, 1, 0, 1]
+    gate.reset()
+    assert (gate.state, gate.streak) == (1, 1)
+    assert window_states(ActionAwareGate(initial_state=1, max_consecutive=1), [5, 6, 7, 8]) == [1, 0, 1, 0, 1]
+    assert window_states(ActionAwareGate(initial_state=1, limit_consecutive=False), [5, 6, 7, 8]) == [1] * 5
+
+
 def test_middle_value_gives_one_or_keeps_previous_state():
     assert window_states(ActionAwareGate(), [1, 3, 2]) == [0, 0, 0, 1]
     assert window_states(ActionAwareGate(adjacent_last_state=True), [1, 3, 2]) == [0, 0, 0, 0]

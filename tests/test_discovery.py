@@ -4,6 +4,8 @@ import subprocess
 import sys
 from importlib.metadata import distribution
 
+import pytest
+
 SCRIPT = """
 from lerobot.utils.import_utils import register_third_party_plugins
 register_third_party_plugins()
@@ -32,3 +34,21 @@ def test_distribution_name_and_no_generic_modules():
         [sys.executable, "-c", "import policies"], capture_output=True, cwd="/", timeout=60
     )
     assert result.returncode != 0
+
+
+@pytest.mark.parametrize("policy_type", ["pruned_pi0", "pruned_pi05", "pruned_smolvla"])
+def test_policy_class_contract_of_lerobot(policy_type):
+    """LeRobot's own `test_get_policy_and_config_classes`: `get_policy_class(name).name == name`, and the
+    `config` annotation of the policy's `__init__` is a class that the type's config subclasses (a string,
+    as `from __future__ import annotations` makes it, breaks the contract)."""
+    import inspect
+
+    from lerobot.policies.factory import get_policy_class, make_policy_config
+
+    import lerobot_policy_prune  # noqa: F401
+
+    policy_cls = get_policy_class(policy_type)
+    policy_cfg = make_policy_config(policy_type)
+    assert policy_cls.name == policy_type
+    annotation = inspect.signature(policy_cls.__init__).parameters["config"].annotation
+    assert isinstance(annotation, type) and issubclass(policy_cfg.__class__, annotation)

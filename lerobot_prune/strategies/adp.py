@@ -13,6 +13,7 @@ fine-tuned checkpoint gates at inference.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -74,11 +75,11 @@ class ADPConfig(PruningConfig):
         check_keep_ratio(self.keep_ratio)
         check_choice("pruning.motion_source", self.motion_source, MOTION_SOURCES)
         check_choice("pruning.delta_method", self.delta_method, DELTA_METHODS)
-        if any(w < 0 for w in [*self.split, *self.camera_weights.values()]) or (
-            self.split and sum(self.split) <= 0
-        ):
+        weights = [*self.split, *self.camera_weights.values()]
+        if any(not math.isfinite(w) or w < 0 for w in weights) or (self.split and sum(self.split) <= 0):
             raise ValueError(
-                f"pruning.split={self.split} / camera_weights={self.camera_weights} must be >= 0."
+                f"pruning.split={self.split} / camera_weights={self.camera_weights} must be finite numbers >= 0 "
+                "(split not all 0), e.g. [0.4, 0.6]."
             )
         for name, span in (("eef_slice", self.eef_slice), ("action_slice", self.action_slice)):
             if len(span) != 2 or not 0 <= span[0] < span[1]:

@@ -107,7 +107,9 @@ class ActionAwareGate:
         extrema_window: L_w before the floor of 3.
         adjacent_last_state: keep the previous state, instead of 1, when δ_i lies between the extrema.
         mean_variant: "cumulative" = mean(δ_1..δ_i); "ema0.5" = m ← δ_1, then m ← 0.5·m + 0.5·δ_i.
-        limit_consecutive: after `max_consecutive` windows decided 1 in a row, force the next 1 to 0.
+        limit_consecutive: after `max_consecutive` windows of state 1 in a row, force the next 1 to 0.
+            Window 1 counts: an episode that starts pruned (`initial_state=1`) starts its streak at 1, as
+            the ADP authors' controller does (their first window is already one pruned window).
         max_consecutive: the longest run of 1s allowed when `limit_consecutive`.
         initial_state: state of window 1 and of the adjacent cold start.
     """
@@ -153,10 +155,11 @@ class ActionAwareGate:
         return self.window_length if self.decision == "adjacent" else 0
 
     def reset(self) -> None:
-        """Forget the episode: state = initial_state, empty history, streak 0, no running mean."""
+        """Forget the episode: state = initial_state, empty history, streak = initial_state (window 1 is
+        already a pruned window when it runs state 1), no running mean."""
         self.state: int = self.initial_state
         self.history: list[float] = []
-        self.streak: int = 0
+        self.streak: int = self.initial_state
         self.last_delta: float | None = None
         self._ema: float | None = None
 

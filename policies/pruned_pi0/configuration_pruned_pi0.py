@@ -9,7 +9,7 @@ from lerobot.policies.pi0.configuration_pi0 import PI0Config
 
 import lerobot_prune  # noqa: F401  (registers the strategies)
 from lerobot_prune.backbones.arch import validate_arch, vlm_depth
-from lerobot_prune.config import PruningConfig
+from lerobot_prune.config import PruningConfig, check_empty_cameras
 from lerobot_prune.strategies.none import NoPruningConfig
 
 from ..saved_config import adopt_saved_config
@@ -25,7 +25,8 @@ class PrunedPI0Config(PI0Config):
     Args:
         pruning: The token-selection strategy (`--policy.pruning.type=fastv --policy.pruning.keep_ratio=0.25`).
         tokenizer_name: Hub id or local folder of the PaliGemma tokenizer (a local folder lets robots
-            without internet load the processors).
+            without internet load the processors); "embedded:policy_preprocessor" (set by `lerobot-prune
+            convert`) when the tokenizer is stored in the checkpoint's preprocessor.
         arch_override: Backbone sizes other than Gemma-2B/300M + SigLIP-So400m (tiny test models); see
             `lerobot_prune.backbones.arch.ARCH_KEYS`. None for real checkpoints.
     """
@@ -37,6 +38,7 @@ class PrunedPI0Config(PI0Config):
     def __post_init__(self):
         if adopt_saved_config(self):  # --policy.type=... --policy.pretrained_path=<checkpoint>
             return
+        check_empty_cameras(self.empty_cameras)
         super().__post_init__()
         validate_arch(self.arch_override)
         self.pruning.validate_for_model(vlm_depth(self.paligemma_variant, self.arch_override))

@@ -1,7 +1,5 @@
 """`PrunedPI0Policy`: LeRobot's `PI0Policy` running a token-pruning strategy (see `pruned_policy`)."""
 
-from __future__ import annotations
-
 from lerobot.policies.pi0.modeling_pi0 import PI0Policy
 from lerobot.utils.import_utils import require_package
 

@@ -9,7 +9,7 @@ from lerobot.policies.pi05.configuration_pi05 import PI05Config
 
 import lerobot_prune  # noqa: F401  (registers the strategies)
 from lerobot_prune.backbones.arch import validate_arch, vlm_depth
-from lerobot_prune.config import PruningConfig
+from lerobot_prune.config import PruningConfig, check_empty_cameras
 from lerobot_prune.strategies.none import NoPruningConfig
 
 from ..pruned_pi0.configuration_pruned_pi0 import PALIGEMMA_TOKENIZER
@@ -38,6 +38,7 @@ class PrunedPI05Config(PI05Config):
     def __post_init__(self):
         if adopt_saved_config(self):  # --policy.type=... --policy.pretrained_path=<checkpoint>
             return
+        check_empty_cameras(self.empty_cameras)
         super().__post_init__()
         validate_arch(self.arch_override)
         self.pruning.validate_for_model(vlm_depth(self.paligemma_variant, self.arch_override))

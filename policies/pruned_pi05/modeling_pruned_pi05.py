@@ -1,7 +1,5 @@
 """`PrunedPI05Policy`: LeRobot's `PI05Policy` running a token-pruning strategy (see `pruned_policy`)."""
 
-from __future__ import annotations
-
 from lerobot.policies.pi05.modeling_pi05 import PI05Policy
 from lerobot.utils.import_utils import require_package
 

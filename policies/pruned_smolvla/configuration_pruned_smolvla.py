@@ -9,7 +9,7 @@ from lerobot.configs import PreTrainedConfig
 from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
 
 import lerobot_prune  # noqa: F401  (registers the strategies)
-from lerobot_prune.config import PruningConfig
+from lerobot_prune.config import PruningConfig, check_empty_cameras
 from lerobot_prune.strategies.none import NoPruningConfig
 
 from ..saved_config import adopt_saved_config
@@ -34,6 +34,7 @@ class PrunedSmolVLAConfig(SmolVLAConfig):
     def __post_init__(self):
         if adopt_saved_config(self):  # --policy.type=... --policy.pretrained_path=<checkpoint>
             return
+        check_empty_cameras(self.empty_cameras)
         super().__post_init__()
         self.pruning.validate_for_model(smolvla_vlm_depth(self))
 

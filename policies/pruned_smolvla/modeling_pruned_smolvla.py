@@ -7,8 +7,6 @@ wrappers of it (`lerobot-prune calibrate`) see every chunk. `predict_action_chun
 SmolVLA's batch preparation, so the actions are those of upstream `select_action`.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import torch

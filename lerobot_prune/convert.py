@@ -103,6 +103,9 @@ def convert(base: str | Path, out: str | Path, pruning: PruningConfig, *, tokeni
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # a checkpoint folder as mkdir would make it, not mkdtemp's private 0700
     try:
         config._save_pretrained(tmp)
         _copy_weights(weights, tmp / WEIGHTS_NAME, link=link_weights)

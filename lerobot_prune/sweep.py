@@ -117,7 +117,7 @@ def main(argv: list[str]) -> list[dict]:
     wanted = manifest(args, cells, lerobot_args)
     check_manifest(out, wanted, overwrite=args.overwrite)
     # LeRobot's eval arguments are checked on the first cell before any calibration or eval
-    first = convert(Path(args.policy_path), out / "ckpts" / cells[0].name, cells[0].pruning)
+    first = _cell_checkpoint(args, cells[0], out / "ckpts" / cells[0].name)
     cfg = parse_eval_config([f"--policy.path={first}", f"--output_dir={out / 'runs'}", *lerobot_args])
     write_manifest(out, wanted)
     checkpoints = {cell.name: _prepare_cell(args, cell, out / "ckpts" / cell.name) for cell in cells}
@@ -241,8 +241,16 @@ def write_manifest(out: Path, wanted: dict) -> None:
     (out / MANIFEST).write_text(json.dumps(wanted, indent=2))
 
 
+def _cell_checkpoint(args: SweepArgs, cell: Cell, target: Path) -> Path:
+    """The cell's converted checkpoint (weights hard-linked to the base's); a resumed sweep (same manifest)
+    reuses it, calibration included. convert writes atomically, so an existing folder is complete."""
+    if (target / "config.json").is_file():
+        return target
+    return convert(Path(args.policy_path), target, cell.pruning, link_weights=True)
+
+
 def _prepare_cell(args: SweepArgs, cell: Cell, target: Path) -> Path:
-    ckpt = convert(Path(args.policy_path), target, cell.pruning)
+    ckpt = _cell_checkpoint(args, cell, target)
     if isinstance(cell.pruning, TIESConfig) and not (ckpt / CALIBRATION_FILENAME).is_file():
         from .calibrate import CalibrateArgs, calibrate
 

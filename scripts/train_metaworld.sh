@@ -26,7 +26,7 @@ if [ -f "$last" ]; then
 else
   lerobot-prune init-tiny --env_type=metaworld --arch="$arch" --chunk_size=10 --n_action_steps=10 --seed=0 \
     --out="$work/init"
-  lerobot-prune convert --base="$work/init" --out="$work/init_pruned" --pruning.type=none
+  lerobot-prune convert --base="$work/init" --out="$work/init_pruned" --pruning.type=none --overwrite=true
   # From scratch: π0's fine-tuning learning rate (2.5e-5) is far too low; cosine decay over exactly `steps`.
   lerobot-train --policy.path="$work/init_pruned" --dataset.repo_id=local/metaworld_mt2 --dataset.root="$work/data" \
     --dataset.video_backend=pyav --batch_size=8 --steps="$steps" --seed=1000 --num_workers=1 \

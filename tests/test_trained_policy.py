@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_sims import sim_env
+from test_sims import sim_env
 
 REPO = Path(__file__).resolve().parent.parent
 CHECKPOINT = REPO / "checkpoints" / "pi0_metaworld_mt2"

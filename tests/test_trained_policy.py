@@ -12,7 +12,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from test_sims import sim_env
 
 REPO = Path(__file__).resolve().parent.parent

@@ -88,11 +88,32 @@ def parse_eval_config(args: list[str]) -> EvalPipelineConfig:
     return cfg
 
 
-def run_eval(args: list[str], cfg: EvalPipelineConfig, *observers: CallObserver) -> EvalRun:
+@contextmanager
+def without_videos() -> Iterator[None]:
+    """LeRobot's `eval_main` renders videos of the first 10 episodes per task (hard-coded in 0.6), a second
+    render per env step; within this context its `eval_policy_all` is called with `max_episodes_rendered=0`."""
+    from lerobot.scripts import lerobot_eval
+
+    original = lerobot_eval.eval_policy_all
+
+    def no_videos(*args, **kwargs):
+        return original(*args, **(kwargs | {"max_episodes_rendered": 0, "videos_dir": None}))
+
+    lerobot_eval.eval_policy_all = no_videos
+    try:
+        yield
+    finally:
+        lerobot_eval.eval_policy_all = original
+
+
+def run_eval(
+    args: list[str], cfg: EvalPipelineConfig, *observers: CallObserver, videos: bool = True
+) -> EvalRun:
     """Runs `eval_main(cfg)` with `observers` registered; writes the pruning report next to eval_info.json.
 
     Args:
         args: the arguments `cfg` was parsed from (visible in `sys.argv` while LeRobot runs).
+        videos: False skips LeRobot's episode videos (success and rewards do not depend on them).
     """
     from lerobot.scripts.lerobot_eval import eval_main
 
@@ -106,6 +127,8 @@ def run_eval(args: list[str], cfg: EvalPipelineConfig, *observers: CallObserver)
         stack.enter_context(lerobot_argv(args))
         for observer in (remember, *observers):
             stack.enter_context(observe_calls(observer))
+        if not videos:
+            stack.enter_context(without_videos())
         eval_main(cfg)
     output_dir = Path(cfg.output_dir)
     if not seen:

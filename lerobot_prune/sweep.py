@@ -33,8 +33,7 @@ from .sweep_results import cell_record, cell_summary_line, write_results
 
 logger = logging.getLogger(__name__)
 MANIFEST = "sweep.json"
-OWN_ARGS_IN_MANIFEST = ("strategies", "keep_ratios", "dtp_taus", "settings", "compact", "shard_episodes",
-                        "ties_calibration")  # fmt: skip
+OWN_ARGS_IN_MANIFEST = ("shard_episodes", "ties_calibration")
 SET_BY_SWEEP = ("--policy.path", "--output_dir", "--seed", "--eval.n_episodes", "--eval.batch_size")
 
 
@@ -68,7 +67,8 @@ class SweepArgs:
     torch_threads: Torch CPU threads per shard; 0: torch's default locally, --ray.num_cpus_per_task (at
         least 1) under Ray. Per-episode results are bit-identical across backends at equal thread counts.
     ray: Ray options (--ray.address, --ray.num_cpus, --ray.num_cpus_per_task).
-    overwrite: Start over when `out` holds a sweep made with other grid or eval arguments.
+    videos: Keep LeRobot's episode videos (10 per task per shard, a second MuJoCo render per step).
+    overwrite: Start over when `out` holds a sweep made with other eval arguments or other cell settings.
     plot: Write the success plots (needs matplotlib: pip install 'lerobot_policy_prune[plot]').
     out: Output folder (sweep.json, ckpts/, runs/, shards/, cells/, results.*, *.png).
     """
@@ -84,6 +84,7 @@ class SweepArgs:
     backend: str = "local"
     torch_threads: int = 0
     ray: RayArgs = field(default_factory=RayArgs)
+    videos: bool = False
     overwrite: bool = False
     plot: bool = True
     out: str = "outputs/sweep"
@@ -114,8 +115,7 @@ def main(argv: list[str]) -> list[dict]:
         _require_matplotlib()
     cells = make_grid(args)
     out = Path(args.out)
-    wanted = manifest(args, cells, lerobot_args)
-    check_manifest(out, wanted, overwrite=args.overwrite)
+    wanted = check_manifest(out, manifest(args, cells, lerobot_args), overwrite=args.overwrite)
     # LeRobot's eval arguments are checked on the first cell before any calibration or eval
     first = _cell_checkpoint(args, cells[0], out / "ckpts" / cells[0].name)
     cfg = parse_eval_config([f"--policy.path={first}", f"--output_dir={out / 'runs'}", *lerobot_args])
@@ -131,12 +131,19 @@ def main(argv: list[str]) -> list[dict]:
         threads = args.torch_threads or (
             max(1, int(args.ray.num_cpus_per_task)) if args.backend == "ray" else 0
         )
-        specs = [_spec(s, checkpoints[s.cell], out, eval_args) | {"torch_threads": threads} for s in todo]
+        specs = [_spec(s, checkpoints[s.cell], out, eval_args) | {"torch_threads": threads, "videos": args.videos}
+                 for s in todo]  # fmt: skip
         run_shards(specs, args.backend, args.ray, progress.shard_done)
     finally:
         progress.close()
-    records = [json.loads((out / "cells" / f"{cell.name}.json").read_text()) for cell in cells]
-    return write_results(records, out, plot=args.plot)
+    return write_results(finished_records(out), out, plot=args.plot)
+
+
+def finished_records(out: Path) -> list[dict]:
+    """Every finished cell of the sweep in `out` (all grids run there), in the order cells were added."""
+    cells = json.loads((out / MANIFEST).read_text())["cells"]
+    paths = [out / "cells" / f"{name}.json" for name in cells]
+    return [json.loads(p.read_text()) for p in paths if p.is_file()]
 
 
 def make_grid(args: SweepArgs) -> list[Cell]:
@@ -178,7 +185,7 @@ def make_grid(args: SweepArgs) -> list[Cell]:
                 )
                 name = (f"{strategy}_{key}{value}" if key else strategy) + (
                     "_compact" if compact and not fixed_compact else ""
-                )
+                ) + ("_blind" if pruning.blind else "")
                 cells.append(Cell(name, pruning, f"{key}={value}" if key else ""))
     if (ties := [c.name for c in cells if isinstance(c.pruning, TIESConfig)]) and not (
         args.ties_calibration.dataset_repo_id and args.ties_calibration.dataset_root
@@ -205,35 +212,41 @@ def plan_shards(
 
 
 def manifest(args: SweepArgs, cells: list[Cell], lerobot_args: list[str]) -> dict:
-    """What determines the sweep's results: resuming requires the same manifest."""
+    """What determines the sweep's results. Everything but `cells` must match to resume in the same folder;
+    cells are added to it, and a cell already there must have the same settings."""
     base = Path(args.policy_path)
     own = asdict(args)
     return {
-        "policy_path": str(base.resolve()),
         "policy_config_sha256": hashlib.sha256((base / "config.json").read_bytes()).hexdigest(),
         **{k: own[k] for k in OWN_ARGS_IN_MANIFEST},
-        "cells": {c.name: {"type": c.pruning.type, **draccus.encode(c.pruning)} for c in cells},
         "eval_args": list(lerobot_args),
+        "cells": {c.name: {"type": c.pruning.type, **draccus.encode(c.pruning)} for c in cells},
     }
 
 
-def check_manifest(out: Path, wanted: dict, *, overwrite: bool) -> None:
-    """Refuses a folder holding another sweep (`out/sweep.json`) unless `overwrite` (then starts over)."""
+def check_manifest(out: Path, wanted: dict, *, overwrite: bool) -> dict:
+    """The folder's manifest with `wanted`'s cells added. Refuses a folder holding a sweep with other eval
+    arguments, or a cell of the same name with other settings, unless `overwrite` (then starts over)."""
     path = out / MANIFEST
-    if path.is_file():
-        found = json.loads(path.read_text())
-        if found != wanted:
-            if not overwrite:
-                differ = sorted(k for k in wanted.keys() | found.keys() if found.get(k) != wanted.get(k))
-                raise ValueError(
-                    f"{out} holds a sweep made with other arguments (differing: {', '.join(differ)}); "
-                    "rerun with its arguments to resume it, choose another --out, or pass --overwrite=true "
-                    "to discard its results."
-                )
-            logger.warning("sweep: --overwrite=true, discarding the results in %s", out)
-            for sub in ("ckpts", "runs", "shards", "cells"):
-                shutil.rmtree(out / sub, ignore_errors=True)
-            path.unlink()
+    if not path.is_file():
+        return wanted
+    found = json.loads(path.read_text())
+    found_cells, wanted_cells = found.get("cells", {}), wanted.get("cells", {})
+    differ = sorted(k for k in wanted.keys() | found.keys() if k != "cells" and found.get(k) != wanted.get(k))
+    differ += [f"cells.{c}" for c in wanted_cells if c in found_cells and found_cells[c] != wanted_cells[c]]
+    if not differ:
+        return found | {"cells": found_cells | wanted_cells}
+    if not overwrite:
+        raise ValueError(
+            f"{out} holds a sweep made with other arguments (differing: {', '.join(differ)}); rerun with its "
+            "arguments to resume it or add cells, choose another --out, or pass --overwrite=true to discard "
+            "its results."
+        )
+    logger.warning("sweep: --overwrite=true, discarding the results in %s", out)
+    for sub in ("ckpts", "runs", "shards", "cells"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+    path.unlink()
+    return wanted
 
 
 def write_manifest(out: Path, wanted: dict) -> None:

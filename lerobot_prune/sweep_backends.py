@@ -69,7 +69,7 @@ def run_shard(spec: dict) -> dict:
         torch.set_num_threads(spec["torch_threads"])
     try:
         start = time.perf_counter()
-        run = run_eval(args, parse_eval_config(args))
+        run = run_eval(args, parse_eval_config(args), videos=spec.get("videos", True))
         return shard_record(spec, run.info, run.report, time.perf_counter() - start)
     finally:
         torch.set_num_threads(threads)

@@ -22,6 +22,9 @@ def test_grid_rejects_bad_strategies_before_any_work(tiny_base_checkpoint):
     assert [(c.name, c.setting) for c in grid] == [("dtp_tau0.5", "tau=0.5"), ("dtp_tau1.0", "tau=1.0"),
                                                    ("compact", "")]  # fmt: skip
     assert grid[1].pruning.layers == [1, 2]
+    blind = make_grid(SweepArgs(policy_path=str(tiny_base_checkpoint), strategies=["none"],
+                                settings={"none": {"blind": True}}))  # fmt: skip
+    assert [c.name for c in blind] == ["none_blind"] and blind[0].pruning.blind
 
 
 def test_grid_all_strategies_compact_axis_and_ties_calibration(tiny_base_checkpoint):
@@ -57,6 +60,17 @@ def test_manifest_refuses_another_sweep_unless_overwrite(tmp_path):
         check_manifest(tmp_path, {"eval_args": ["--eval.n_episodes=8"]}, overwrite=False)
     check_manifest(tmp_path, {"eval_args": ["--eval.n_episodes=8"]}, overwrite=True)
     assert not (tmp_path / "cells").exists() and not (tmp_path / "sweep.json").exists()
+
+
+def test_manifest_adds_cells_but_refuses_a_changed_cell(tmp_path):
+    first = {"eval_args": ["--seed=1"], "cells": {"none": {"type": "none"}, "fastv_keep_ratio0.5": {"k": 0.5}}}
+    write_manifest(tmp_path, first)
+    more = {"eval_args": ["--seed=1"], "cells": {"fastv_keep_ratio0.5": {"k": 0.5}, "random": {"type": "r"}}}
+    merged = check_manifest(tmp_path, more, overwrite=False)
+    assert list(merged["cells"]) == ["none", "fastv_keep_ratio0.5", "random"]
+    changed = {"eval_args": ["--seed=1"], "cells": {"fastv_keep_ratio0.5": {"k": 0.25}}}
+    with pytest.raises(ValueError, match=r"differing: cells.fastv_keep_ratio0.5"):
+        check_manifest(tmp_path, changed, overwrite=False)
 
 
 def _record(cell, strategy, successes, compact=False, tasks=("a",)):

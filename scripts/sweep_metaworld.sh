@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The success table of every strategy on the committed MetaWorld π0 (checkpoints/pi0_metaworld_mt2), with
+# LeRobot's own eval on held-out seeds 10000..10024 per task (never used for training or checkpoint choice),
+# the same seeds for every cell. Results land in benchmarks/results/metaworld_sweep (committed JSON per
+# shard and cell, results.md/json, plots); the blind control in benchmarks/results/metaworld_blind.
+#
+# Each stage is one `lerobot-prune sweep` into the same folder, so finished cells and shards are never rerun:
+# run the script again (on any machine with this checkout) and it continues where it stopped.
+#   STAGES="base blind keep0.25" bash scripts/sweep_metaworld.sh    # a subset, in this order
+# Cost on 2 CPU cores: ~15 s per solved episode, ~95 s per failed one (500 steps of MuJoCo rendering).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+. .venv/bin/activate
+export HF_HUB_OFFLINE=1 WANDB_MODE=offline MUJOCO_GL=${MUJOCO_GL:-egl}
+ckpt=checkpoints/pi0_metaworld_mt2
+tasks=button-press-topdown-v3,coffee-button-v3
+calib=${CALIB_ROOT:-outputs/metaworld_calib}
+stages=${STAGES:-base blind keep0.25 dtp keep0.125 keep0.5 ablations}
+main=(--policy_path="$ckpt" --env.type=metaworld --env.task="$tasks" --eval.batch_size=1
+  --eval.use_async_envs=false --seed=10000 --policy.device=cpu --shard_episodes=5
+  --ties_calibration.dataset_repo_id=local/metaworld_mt2 --ties_calibration.dataset_root="$calib")
+scored="[fastv,vla_pruner,ties,adp,random,divprune,sparsevlm]"
+
+# TIES calibrates on training data: the expert episodes of training seeds 0..4 per task (the same episodes
+# scripts/train_metaworld.sh records first), re-recorded here because outputs/ is not committed.
+if [ ! -f "$calib/lerobot_prune_record.json" ]; then
+  lerobot-prune record-expert --root="$calib" --tasks="[${tasks}]" --episodes_per_task=5 --seed_start=0 \
+    --repo_id=local/metaworld_mt2 --overwrite=true
+fi
+sweep() { lerobot-prune sweep "${main[@]}" --out=benchmarks/results/metaworld_sweep --eval.n_episodes=25 "$@"; }
+for stage in $stages; do
+  echo "[sweep_metaworld] stage $stage"
+  case $stage in
+    base) sweep --strategies="[none,compact]" ;;
+    blind) lerobot-prune sweep "${main[@]}" --out=benchmarks/results/metaworld_blind --eval.n_episodes=10 \
+             --strategies="[none]" --settings='{none: {blind: true}}' ;;
+    keep0.25) sweep --strategies="$scored" --keep_ratios="[0.25]" --compact="[true]" ;;
+    # The model has 4 VLM layers: DTP's probe layers {4, 6} of 18 become {1, 2}; the others' defaults fit.
+    dtp) sweep --strategies="[dtp]" --dtp_taus="[0.5,0.8,1.22]" --compact="[true]" \
+           --settings='{dtp: {layers: [1, 2]}}' ;;
+    keep0.125) sweep --strategies="$scored" --keep_ratios="[0.125]" --compact="[true]" ;;
+    keep0.5) sweep --strategies="$scored" --keep_ratios="[0.5]" --compact="[true]" ;;
+    ablations) sweep --strategies="[fastv,vla_pruner,ties]" --keep_ratios="[0.25]" --compact="[false]"
+               sweep --strategies="[vla_pruner_prefill_only,vla_pruner_action_only,vla_pruner_fusion,ties_topk,ties_bottomk,ties_middle,ties_uniform]" \
+                 --keep_ratios="[0.25]" --compact="[true]" ;;
+    *) echo "unknown stage $stage (base blind keep0.25 dtp keep0.125 keep0.5 ablations)"; exit 2 ;;
+  esac
+done

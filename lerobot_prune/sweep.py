@@ -183,9 +183,11 @@ def make_grid(args: SweepArgs) -> list[Cell]:
                 pruning = make_pruning_config(
                     strategy, **(extra | ({key: value} if key else {})), compact=compact
                 )
-                name = (f"{strategy}_{key}{value}" if key else strategy) + (
-                    "_compact" if compact and not fixed_compact else ""
-                ) + ("_blind" if pruning.blind else "")
+                name = (
+                    (f"{strategy}_{key}{value}" if key else strategy)
+                    + ("_compact" if compact and not fixed_compact else "")
+                    + ("_blind" if pruning.blind else "")
+                )
                 cells.append(Cell(name, pruning, f"{key}={value}" if key else ""))
     if (ties := [c.name for c in cells if isinstance(c.pruning, TIESConfig)]) and not (
         args.ties_calibration.dataset_repo_id and args.ties_calibration.dataset_root

@@ -63,7 +63,10 @@ def test_manifest_refuses_another_sweep_unless_overwrite(tmp_path):
 
 
 def test_manifest_adds_cells_but_refuses_a_changed_cell(tmp_path):
-    first = {"eval_args": ["--seed=1"], "cells": {"none": {"type": "none"}, "fastv_keep_ratio0.5": {"k": 0.5}}}
+    first = {
+        "eval_args": ["--seed=1"],
+        "cells": {"none": {"type": "none"}, "fastv_keep_ratio0.5": {"k": 0.5}},
+    }
     write_manifest(tmp_path, first)
     more = {"eval_args": ["--seed=1"], "cells": {"fastv_keep_ratio0.5": {"k": 0.5}, "random": {"type": "r"}}}
     merged = check_manifest(tmp_path, more, overwrite=False)

@@ -129,6 +129,7 @@ def run_eval(
             stack.enter_context(observe_calls(observer))
         if not videos:
             stack.enter_context(without_videos())
+            Path(cfg.output_dir).mkdir(parents=True, exist_ok=True)  # LeRobot makes it while saving videos
         eval_main(cfg)
     output_dir = Path(cfg.output_dir)
     if not seen:

@@ -11,14 +11,17 @@ Modifications to the upstream policy:
       which `lerobot-train` logs as `train/pruning/*`; a training dataset is checked against the strategy;
     * `reset()` also clears the strategy's per-episode state and closes an episode in the report, and refuses
       LeRobot's threaded multi-task eval (`--env.max_parallel_tasks > 1`, see `lerobot_prune.threads`);
-    * `select_action` / `predict_action_chunk` feed the state to the strategy, check camera names, time
-      the call and record it in `self.report`;
+    * `select_action` / `predict_action_chunk` feed the state to the strategy, check the batch (camera names,
+      layout, dtype, range, finite values, batch sizes), time the call and record it in `self.report`; NaN/inf
+      actions raise, or with `pruning.fallback="full_vision"` the call is retried unpruned;
     * `from_pretrained` raises when weights are missing or do not fit the architecture, instead of
       returning a randomly initialised model.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -26,11 +29,13 @@ from typing import ClassVar
 
 import torch
 from lerobot.configs import PreTrainedConfig
+from lerobot.configs.types import NormalizationMode
 from lerobot.policies.pretrained import PreTrainedPolicy
-from lerobot.utils.constants import OBS_IMAGES, OBS_STATE
+from lerobot.utils.constants import OBS_IMAGES, OBS_LANGUAGE_TOKENS, OBS_STATE
 from safetensors.torch import load_file
 from torch import Tensor
 
+from lerobot_prune.batch_checks import NonFiniteActionError, check_observation, nonfinite_rows
 from lerobot_prune.checkpoint import check_architecture, resolve_weights
 from lerobot_prune.metrics import PruningReport
 from lerobot_prune.observe import notify_call
@@ -38,6 +43,7 @@ from lerobot_prune.registry import build_pruner
 from lerobot_prune.reporting import register_report
 from lerobot_prune.threads import check_not_threaded_eval
 
+logger = logging.getLogger(__name__)
 HUB_KWARGS = frozenset(
     {"force_download", "resume_download", "proxies", "token", "cache_dir", "local_files_only", "revision"}
 )
@@ -101,6 +107,7 @@ class PrunedPolicyMixin:
     @torch.no_grad()
     def predict_action_chunk(self, batch: dict[str, Tensor], **kwargs) -> Tensor:
         self._check_cameras(batch)
+        self._check_observation(batch)
         if self.config.pruning.blind:
             batch = {
                 k: torch.full_like(v, 0.5) if k in self.config.image_features else v for k, v in batch.items()
@@ -109,10 +116,51 @@ class PrunedPolicyMixin:
             self.model.pruner.observe_state(batch[OBS_STATE], new_chunk=True)
         start = time.perf_counter()
         actions = super().predict_action_chunk(batch, **kwargs)
+        if rows := nonfinite_rows(actions):
+            actions = self._retry_full_vision(batch, rows, kwargs)
         if actions.is_cuda:
             torch.cuda.synchronize(actions.device)
         self.report.add_call(self.model.last_trace, time.perf_counter() - start, *self.model.layer_dims)
         notify_call(self, batch)
+        return actions
+
+    def _check_observation(self, batch: dict[str, Tensor]) -> None:
+        state = self.config.input_features.get(OBS_STATE)
+        check_observation(
+            batch,
+            image_channels={k: f.shape[0] for k, f in self.config.image_features.items()},
+            state_key=OBS_STATE,
+            state_dim=state.shape[0] if state is not None else None,
+            batch_keys=(OBS_LANGUAGE_TOKENS,),
+            unit_range_images=self.config.normalization_mapping.get("VISUAL") == NormalizationMode.IDENTITY,
+        )
+
+    def _retry_full_vision(self, batch: dict[str, Tensor], rows: list[int], kwargs: dict) -> Tensor:
+        """NaN/inf actions never leave the policy: raise, or (`pruning.fallback="full_vision"`) rerun the
+        call without pruning once and count it as a fallback call in the report."""
+        pruner = self.model.pruner
+        pruned = pruner is not None and not pruner.is_noop()
+        if self.config.pruning.fallback != "full_vision" or not pruned:
+            raise NonFiniteActionError(
+                f"The policy produced NaN/inf actions for batch rows {rows} (pruning.type="
+                f"{self.config.pruning.type!r}); they were not returned. Its inputs were finite, so check the "
+                "weights"
+                + ("." if not pruned else "; pruning.fallback=full_vision retries such calls unpruned.")
+            )
+        logger.warning("NaN/inf actions for rows %s with %r; retrying this call with full vision.", rows,
+                       self.config.pruning.type)  # fmt: skip
+        self.model.pruner = None
+        try:
+            actions = super().predict_action_chunk(batch, **kwargs)
+        finally:
+            self.model.pruner = pruner
+        if rows := nonfinite_rows(actions):
+            raise NonFiniteActionError(
+                f"The policy produced NaN/inf actions for batch rows {rows} with pruning and again with full "
+                "vision; they were not returned. Check the checkpoint's weights."
+            )
+        self.model.fallback_count += 1
+        self.model.last_trace = dataclasses.replace(self.model.last_trace, fallback=True)
         return actions
 
     def _check_cameras(self, batch: dict[str, Tensor]) -> None:

@@ -37,7 +37,8 @@ class CalibrateArgs:
     keep_ratio: ρ (k_τ = M~); default: the checkpoint's TIES keep_ratio, else TIES's default.
     layer: K; default: the checkpoint's TIES layer, else TIES's default.
     tau_items: "top_earlier" or "union" (see TIESConfig).
-    out: Output JSON; default: ties_calibration.json in policy_path.
+    out: Output JSON; default: the checkpoint's pruning.calibration_path (where the policy reads it), else
+        ties_calibration.json in policy_path.
     device: Torch device.
     """
 
@@ -73,8 +74,13 @@ def calibrate(args: CalibrateArgs) -> Path:
             f"{args.policy_path} is a {config.type!r} checkpoint; calibrate a pruned one "
             f"(lerobot-prune convert --base={args.policy_path} --out=<dir>)."
         )
+    if not isinstance(config.pruning, TIESConfig):
+        raise ValueError(
+            f"{args.policy_path} prunes with pruning.type={config.pruning.type!r}; only TIES uses calibration "
+            f"statistics (convert with --pruning.type=ties)."
+        )
     config.device = args.device
-    ties = config.pruning if isinstance(getattr(config, "pruning", None), TIESConfig) else TIESConfig()
+    ties = config.pruning
     keep_ratio = args.keep_ratio if args.keep_ratio is not None else ties.keep_ratio
     layer = args.layer if args.layer is not None else ties.layer
     TIESConfig(keep_ratio=keep_ratio, layer=layer, tau_items=args.tau_items)  # validates
@@ -109,7 +115,7 @@ def calibrate(args: CalibrateArgs) -> Path:
         source = f"dataset:{args.dataset_repo_id}"
         _frames_from_dataset(args, preprocessor, measure)
     record = calibration_record(taus, policy.model.backbone_info, layer, keep_ratio, source)
-    out = Path(args.out) if args.out else Path(args.policy_path) / CALIBRATION_FILENAME
+    out = Path(args.out or ties.calibration_path or Path(args.policy_path) / CALIBRATION_FILENAME)
     out.write_text(json.dumps(record, indent=2))
     print(f"τ over {len(taus)} frames: median {record['tau_median']:.4f}, P5 {record['tau_p5']:.4f}, "
           f"P95 {record['tau_p95']:.4f} -> {out}")  # fmt: skip
@@ -130,6 +136,10 @@ def _frames_from_dataset(args: CalibrateArgs, preprocessor, measure) -> None:
         measure(preprocessor(batch))
 
 
+class _EnoughFrames(Exception):
+    pass
+
+
 @torch.no_grad()
 def _frames_from_env(args: CalibrateArgs, policy, preprocessor, postprocessor, measure, done) -> None:
     from lerobot.envs.configs import EnvConfig
@@ -147,6 +157,8 @@ def _frames_from_env(args: CalibrateArgs, policy, preprocessor, postprocessor, m
 
     def recording_predict(batch, **kwargs):
         measure(batch)
+        if done():
+            raise _EnoughFrames  # stop mid-episode instead of rolling it out to the end
         return predict(batch, **kwargs)
 
     policy.predict_action_chunk = recording_predict
@@ -157,6 +169,8 @@ def _frames_from_env(args: CalibrateArgs, policy, preprocessor, postprocessor, m
                 env, policy, env_preprocessor, env_postprocessor, preprocessor, postprocessor, seeds=[seed]
             )
             seed += 1
+    except _EnoughFrames:
+        pass
     finally:
         del policy.predict_action_chunk
         env.close()

@@ -136,7 +136,7 @@ def _frames_from_dataset(args: CalibrateArgs, preprocessor, measure) -> None:
         measure(preprocessor(batch))
 
 
-class _EnoughFrames(Exception):
+class _EnoughFramesError(Exception):
     pass
 
 
@@ -158,7 +158,7 @@ def _frames_from_env(args: CalibrateArgs, policy, preprocessor, postprocessor, m
     def recording_predict(batch, **kwargs):
         measure(batch)
         if done():
-            raise _EnoughFrames  # stop mid-episode instead of rolling it out to the end
+            raise _EnoughFramesError  # stop mid-episode instead of rolling it out to the end
         return predict(batch, **kwargs)
 
     policy.predict_action_chunk = recording_predict
@@ -169,7 +169,7 @@ def _frames_from_env(args: CalibrateArgs, policy, preprocessor, postprocessor, m
                 env, policy, env_preprocessor, env_postprocessor, preprocessor, postprocessor, seeds=[seed]
             )
             seed += 1
-    except _EnoughFrames:
+    except _EnoughFramesError:
         pass
     finally:
         del policy.predict_action_chunk

@@ -27,7 +27,7 @@ def frames_of(folder: Path) -> tuple[list[np.ndarray], list[dict]]:
 def compose(work: Path, strategies: list[str], episode: int, title: str, out: Path) -> Path:
     rows = [(s, *frames_of(work / s / f"episode_{episode}")) for s in strategies]
     n_cols = len(rows[0][1])
-    fig, axes = plt.subplots(len(rows), n_cols, figsize=(1.6 * n_cols, 1.65 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(1.6 * n_cols, 1.75 * len(rows) + 0.4), squeeze=False)
     for r, (strategy, images, meta) in enumerate(rows):
         for c, (image, frame) in enumerate(zip(images, meta, strict=True)):
             ax = axes[r][c]
@@ -35,9 +35,9 @@ def compose(work: Path, strategies: list[str], episode: int, title: str, out: Pa
             ax.set_xticks([]), ax.set_yticks([])
             if r == 0:
                 ax.set_title(frame["source"].split(",")[0].replace("episode", "ep"), fontsize=7)
+            ax.set_xlabel(f"{sum(frame['kept_per_camera'].values())} kept", fontsize=6, labelpad=1)
             if c == 0:
-                kept = sum(frame["kept_per_camera"].values())
-                ax.set_ylabel(f"{strategy}\n{kept} kept", fontsize=8)
+                ax.set_ylabel(strategy, fontsize=8)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True)
@@ -61,8 +61,8 @@ def main() -> None:
         )
     episodes = [(task, seeds[0]) for task, seeds in record["seeds"].items()]
     for episode, (task, seed) in enumerate(episodes):
-        title = (f"{task} (seed {seed}): \"{record['instructions'][task]}\" - bright tokens are kept "
-                 "(25 % of 256; none keeps all; DTP hides distracting tokens)")  # fmt: skip
+        title = (f"{task}, held-out seed {seed}: \"{record['instructions'][task]}\"\nbright tokens are "
+                 "kept (25 % of 256 per call; DTP: hidden distracting tokens darkened)")  # fmt: skip
         print(compose(args.work, args.strategies.split(), episode, title, args.out))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import statistics
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from torch import Tensor
 
 logger = logging.getLogger(__name__)
 REPORT_FILENAME = "pruning_report.json"
+MAX_CALL_RECORDS = 1000
+MAX_EPISODE_RECORDS = 1000
 
 
 @dataclass(frozen=True)
@@ -113,14 +116,71 @@ class CallTrace:
 
 
 @dataclass
+class _Totals:
+    """Running sums over calls (or over one episode group's calls): constant size however many calls."""
+
+    calls: int = 0
+    rows: int = 0  # batch rows over calls (a call of batch B adds B)
+    kept: list[int] = field(default_factory=list)  # per camera, summed over rows
+    valid: list[int] = field(default_factory=list)
+    kept_visual: int = 0
+    prefix_gflops: float = 0.0
+    denoise_gflops: float = 0.0
+    flop_ratio: float = 0.0
+    latency_ms: float = 0.0
+    fallbacks: int = 0
+    diagnostics: dict[str, list[float]] = field(default_factory=dict)  # name -> [sum, count]
+    kept_per_row: list[list[int]] = field(default_factory=list)  # [row][camera], for episode groups
+
+    def add(self, record: dict) -> None:
+        kept, valid = record["kept_visual_per_camera"], record["valid_visual_per_camera"]
+        self.calls += 1
+        self.rows += len(kept)
+        self.kept = _add_columns(self.kept, [sum(col) for col in zip(*kept, strict=True)])
+        self.valid = _add_columns(self.valid, [sum(col) for col in zip(*valid, strict=True)])
+        self.kept_visual += sum(sum(row) for row in kept)
+        self.prefix_gflops += record["prefix_gflops"]
+        self.denoise_gflops += record["denoise_gflops"]
+        self.flop_ratio += record["flop_ratio"]
+        self.latency_ms += record["latency_ms"]
+        self.fallbacks += record["fallback"]
+        for name, value in record["diagnostics"].items():
+            flat = [float(v) for v in (value if isinstance(value, list) else [value])
+                    if isinstance(v, int | float) and v is not None]  # fmt: skip
+            if flat:
+                total = self.diagnostics.setdefault(name, [0.0, 0])
+                total[0] += sum(flat)
+                total[1] += len(flat)
+        if len(self.kept_per_row) != len(kept):
+            self.kept_per_row = [[0] * len(kept[0]) for _ in kept]
+        self.kept_per_row = [_add_columns(a, b) for a, b in zip(self.kept_per_row, kept, strict=True)]
+
+
+@dataclass
 class PruningReport:
-    """Accumulates call records; `policy.reset()` closes an episode group (one batch of episodes)."""
+    """Accumulates call records; `policy.reset()` closes an episode group (one batch of episodes).
+
+    Its size is bounded for long deployments: the summary and the per-episode entries come from running
+    totals, and only the last `max_call_records` call records and `max_episode_records` episode entries are
+    kept (`calls_dropped` / `episodes_dropped` count the rest). Latency percentiles are over the kept calls.
+    """
 
     strategy: str
     settings: dict
     camera_names: list[str]
-    calls: list[dict] = field(default_factory=list)
+    max_call_records: int = MAX_CALL_RECORDS
+    max_episode_records: int = MAX_EPISODE_RECORDS
     episode_group: int = 0
+    calls: deque = field(init=False)
+    calls_dropped: int = 0
+    episodes_dropped: int = 0
+
+    def __post_init__(self) -> None:
+        self.calls = deque(maxlen=self.max_call_records)
+        self._totals = _Totals()
+        self._group = _Totals()
+        self._closed: deque = deque(maxlen=self.max_episode_records)
+        self._first_latency_ms: float | None = None
 
     def add_call(self, trace: CallTrace, latency_s: float, vlm: LayerDims, expert: LayerDims) -> dict:
         prefix, denoise = trace.flops(vlm, expert)
@@ -140,55 +200,72 @@ class PruningReport:
                 k: v.tolist() if isinstance(v, Tensor) else v for k, v in trace.diagnostics.items()
             },
         }
+        if len(self.calls) == self.calls.maxlen:
+            self.calls_dropped += 1
         self.calls.append(record)
+        if self._first_latency_ms is None:
+            self._first_latency_ms = record["latency_ms"]
+        self._totals.add(record)
+        self._group.add(record)
         return record
 
     def end_episode(self) -> None:
-        if self.calls and self.calls[-1]["episode_group"] == self.episode_group:
+        if self._group.calls:
+            for entry in self._group_entries():
+                if len(self._closed) == self._closed.maxlen:
+                    self.episodes_dropped += 1
+                self._closed.append(entry)
+            self._group = _Totals()
             self.episode_group += 1
 
+    def _group_entries(self) -> list[dict]:
+        group = self._group
+        return [{
+            "episode_group": self.episode_group,
+            "calls": group.calls,
+            "mean_kept_visual_per_camera": dict(zip(self.camera_names, [k / group.calls for k in row], strict=True)),
+            "mean_latency_ms": group.latency_ms / group.calls,
+            "fallback_calls": group.fallbacks,
+        } for row in group.kept_per_row]  # fmt: skip
+
     def episodes(self) -> list[dict]:
-        """One entry per episode: calls of its group, mean kept tokens per camera for its batch row."""
-        out = []
-        groups = sorted({c["episode_group"] for c in self.calls})
-        for group in groups:
-            calls = [c for c in self.calls if c["episode_group"] == group]
-            for row in range(len(calls[0]["kept_visual_per_camera"])):
-                kept = [c["kept_visual_per_camera"][row] for c in calls]
-                out.append({
-                    "episode": len(out),
-                    "calls": len(calls),
-                    "mean_kept_visual_per_camera": dict(zip(self.camera_names, _column_means(kept), strict=True)),
-                    "mean_latency_ms": statistics.fmean(c["latency_ms"] for c in calls),
-                    "fallback_calls": sum(c["fallback"] for c in calls),
-                })  # fmt: skip
-        return out
+        """One entry per episode (batch row of an episode group; the open group included): its calls, mean
+        kept tokens per camera, mean latency and fallback calls; numbered from the first episode kept."""
+        entries = [*self._closed, *(self._group_entries() if self._group.calls else [])]
+        return [{"episode": self.episodes_dropped + i, **{k: v for k, v in e.items() if k != "episode_group"}}
+                for i, e in enumerate(entries)]  # fmt: skip
 
     def summary(self) -> dict:
-        if not self.calls:
+        totals = self._totals
+        if not totals.calls:
             return {"strategy": self.strategy, "calls": 0}
-        timed = [c["latency_ms"] for c in self.calls[1:]] or [self.calls[0]["latency_ms"]]
-        kept = [row for c in self.calls for row in c["kept_visual_per_camera"]]
-        valid = [row for c in self.calls for row in c["valid_visual_per_camera"]]
+        timed = [c["latency_ms"] for c in self.calls]
+        if self.calls_dropped == 0 and len(timed) > 1:
+            timed = timed[1:]  # the very first call is a warm-up
         return {
             "strategy": self.strategy,
             "settings": self.settings,
-            "calls": len(self.calls),
+            "calls": totals.calls,
             "latency_ms_median": statistics.median(timed),
             "latency_ms_p95": _percentile(timed, 95),
-            "latency_note": "first call excluded (warm-up)" if len(self.calls) > 1 else "single call",
-            "mean_kept_visual_per_camera": dict(zip(self.camera_names, _column_means(kept), strict=True)),
-            "mean_valid_visual_per_camera": dict(zip(self.camera_names, _column_means(valid), strict=True)),
-            "mean_kept_visual": statistics.fmean(sum(r) for r in kept),
-            "prefix_gflops": statistics.fmean(c["prefix_gflops"] for c in self.calls),
-            "denoise_gflops": statistics.fmean(c["denoise_gflops"] for c in self.calls),
-            "flop_ratio": statistics.fmean(c["flop_ratio"] for c in self.calls),
-            "fallback_calls": sum(c["fallback"] for c in self.calls),
-            "diagnostics_mean": _diagnostic_means(c["diagnostics"] for c in self.calls),
+            "latency_note": _latency_note(totals.calls, len(timed), self.calls_dropped),
+            "mean_kept_visual_per_camera": dict(
+                zip(self.camera_names, [k / totals.rows for k in totals.kept], strict=True)
+            ),  # fmt: skip
+            "mean_valid_visual_per_camera": dict(
+                zip(self.camera_names, [v / totals.rows for v in totals.valid], strict=True)
+            ),  # fmt: skip
+            "mean_kept_visual": totals.kept_visual / totals.rows,
+            "prefix_gflops": totals.prefix_gflops / totals.calls,
+            "denoise_gflops": totals.denoise_gflops / totals.calls,
+            "flop_ratio": totals.flop_ratio / totals.calls,
+            "fallback_calls": totals.fallbacks,
+            "diagnostics_mean": {name: total / count for name, (total, count) in totals.diagnostics.items()},
         }
 
     def to_dict(self) -> dict:
-        return {"summary": self.summary(), "episodes": self.episodes(), "calls": self.calls}
+        return {"summary": self.summary(), "episodes": self.episodes(), "calls": list(self.calls),
+                "calls_dropped": self.calls_dropped, "episodes_dropped": self.episodes_dropped}  # fmt: skip
 
     def write(self, directory: str | Path) -> Path:
         path = Path(directory) / REPORT_FILENAME
@@ -198,6 +275,16 @@ class PruningReport:
 
     def table(self) -> str:
         return format_table([self.summary()])
+
+
+def _latency_note(calls: int, timed: int, dropped: int) -> str:
+    if dropped:
+        return f"over the last {timed} calls (older call records dropped)"
+    return "first call excluded (warm-up)" if calls > 1 else "single call"
+
+
+def _add_columns(a: list, b: list) -> list:
+    return [x + y for x, y in zip(a, b, strict=True)] if a else list(b)
 
 
 def format_table(summaries: list[dict], extra: dict[str, list] | None = None) -> str:
@@ -237,22 +324,6 @@ def format_table(summaries: list[dict], extra: dict[str, list] | None = None) ->
 
 def _settings_suffix(settings: dict) -> str:
     return f" (keep {settings['keep_ratio']})" if "keep_ratio" in settings else ""
-
-
-def _diagnostic_means(per_call) -> dict[str, float]:
-    """Mean of each numeric diagnostic over calls and batch rows (booleans count as 0/1)."""
-    values: dict[str, list[float]] = {}
-    for diagnostics in per_call:
-        for name, value in diagnostics.items():
-            flat = value if isinstance(value, list) else [value]
-            values.setdefault(name, []).extend(
-                float(v) for v in flat if isinstance(v, int | float) and v is not None
-            )
-    return {name: statistics.fmean(v) for name, v in values.items() if v}
-
-
-def _column_means(rows: list[list[int]]) -> list[float]:
-    return [statistics.fmean(col) for col in zip(*rows, strict=True)]
 
 
 def _percentile(values: list[float], q: float) -> float:

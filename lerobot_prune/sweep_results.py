@@ -36,7 +36,7 @@ def shard_record(spec: dict, info: dict, report: PruningReport, wall_s: float) -
                 "task_id": task["task_id"], "seed": spec["seed"] + i, "success": bool(success),
                 "sum_reward": float(sum_reward), "max_reward": float(max_reward),
             })  # fmt: skip
-    calls = report.calls
+    calls = list(report.calls)
     return {
         "cell": spec["cell"], "seed": spec["seed"], "n_episodes": spec["n_episodes"],
         "batch_size": spec["batch_size"], "run_dir": spec["run_dir"], "wall_s": wall_s,

@@ -60,7 +60,7 @@ def test_unknown_camera_key_fails_before_the_model_runs():
         ValueError, match=r"\['observation.images.front'\] are not cameras of this policy.*cam0.*rename_map"
     ):
         policy.predict_action_chunk(batch)
-    assert policy.report.calls == []
+    assert not policy.report.calls
 
 
 def test_fallback_runs_full_vision_and_counts_the_failure():

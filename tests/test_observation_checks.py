@@ -59,7 +59,7 @@ def test_bad_observation_is_refused_with_one_line_before_the_model_runs(case, fa
     policy.model.sample_actions = lambda *a, **k: calls.append(1)
     with pytest.raises(BadObservationError, match=pattern) as error:
         policy.predict_action_chunk(change(good_batch(family)))
-    assert "\n" not in str(error.value) and not calls and policy.report.calls == []
+    assert "\n" not in str(error.value) and not calls and not policy.report.calls
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -93,7 +93,7 @@ def test_nonfinite_actions_raise_by_default_naming_the_rows():
     with pytest.raises(NonFiniteActionError, match=r"NaN/inf actions for batch rows \[1\] .*'fastv'.*"
                                                    r"pruning.fallback=full_vision retries"):  # fmt: skip
         policy.predict_action_chunk(good_batch())
-    assert policy.report.calls == []
+    assert not policy.report.calls
 
 
 def test_nonfinite_actions_with_fallback_rerun_the_call_with_full_vision():

@@ -31,7 +31,8 @@ from lerobot.utils.constants import OBS_IMAGES, OBS_STATE
 from safetensors.torch import load_file
 from torch import Tensor
 
-from lerobot_prune.checkpoint import check_architecture, resolve_weights
+from lerobot_prune.checkpoint import resolve_weights
+from lerobot_prune.families import check_architecture
 from lerobot_prune.metrics import PruningReport
 from lerobot_prune.observe import notify_call
 from lerobot_prune.registry import build_pruner

@@ -36,7 +36,8 @@ class PruningEngine:
     `expert_capture`, `_unpruned_sample`, and optionally `_before_prefill` and `renumber_positions`.
     """
 
-    family = ""
+    family = ""  # the upstream policy type, reported in `backbone_info["type"]`
+    state_in_prefix = False  # whether `embed_for_pruning` and the visual-attention helpers take the state
 
     def _init_pruning(self, pruner: TokenPruner | None) -> None:
         self.pruner = pruner

@@ -29,14 +29,15 @@ from lerobot.policies.pi05 import modeling_pi05
 from lerobot.policies.pi05.modeling_pi05 import PI05Pytorch
 from torch import Tensor
 
-from ..metrics import LayerDims
-from ..selection import TokenSelection
-from ..strategies.base import PruningView, TokenPruner
+from ...engine.capture import ExpertAttentionCapture
+from ...engine.prefix import Prefix, PrefixKV, VisualLayout
+from ...engine.pruning_engine import PruningEngine, cut_prefix
+from ...engine.training import PruningAwareTraining
+from ...metrics import LayerDims
+from ...selection import TokenSelection
+from ...strategies.base import PruningView, TokenPruner
 from .arch import backbone_sizes
-from .engine import PruningEngine, cut_prefix
-from .paligemma_signals import ExpertAttentionCapture, PaliGemmaSignals, register_expert_hooks
-from .prefix import Prefix, PrefixKV, VisualLayout
-from .training import PruningAwareTraining
+from .signals import PaliGemmaSignals, register_expert_hooks
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ A *cell* is one pruning configuration: a checkpoint converted from `--policy_pat
 `--seed=<seed> + k * shard_episodes`, so every cell sees the same (task, seed) pairs whatever the sharding
 or backend. A finished shard is written to `<out>/shards/<cell>/<seeds>.json`, a finished cell to
 `<out>/cells/<cell>.json`; rerunning the same command skips them. `--backend=local` runs shards one after
-another in this process, `--backend=ray` as Ray tasks (`lerobot_prune.sweep_backends`). Arguments other
+another in this process, `--backend=ray` as Ray tasks (`lerobot_prune.tools.sweep_backends`). Arguments other
 than the ones below go to LeRobot's eval (`--env.type=pusht --eval.n_episodes=10 --seed=1000 ...`).
 """
 
@@ -23,11 +23,11 @@ from pathlib import Path
 
 import draccus
 
-from .config import PruningConfig
+from ..config import PruningConfig
+from ..registry import list_strategies, make_pruning_config
+from ..strategies.ties import CALIBRATION_FILENAME, TIESConfig
 from .convert import convert
 from .evalrun import parse_eval_config, split_args
-from .registry import list_strategies, make_pruning_config
-from .strategies.ties import CALIBRATION_FILENAME, TIESConfig
 from .sweep_backends import BACKENDS, RayArgs, Shard, run_shards
 from .sweep_results import cell_record, cell_summary_line, write_results
 

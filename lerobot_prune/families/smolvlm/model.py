@@ -24,12 +24,13 @@ from lerobot.policies.common.vla_utils import make_att_2d_masks
 from lerobot.policies.smolvla.modeling_smolvla import VLAFlowMatching
 from torch import Tensor
 
-from ..metrics import LayerDims
-from ..selection import TokenSelection
-from ..strategies.base import PruningView, TokenPruner
-from .engine import PruningEngine, cut_prefix
-from .prefix import Prefix, PrefixKV, VisualLayout
-from .smolvlm_signals import SmolExpertCapture, SmolVLMSignals, attend, rope
+from ...engine.capture import ExpertAttentionCapture
+from ...engine.prefix import Prefix, PrefixKV, VisualLayout
+from ...engine.pruning_engine import PruningEngine, cut_prefix
+from ...metrics import LayerDims
+from ...selection import TokenSelection
+from ...strategies.base import PruningView, TokenPruner
+from .signals import SmolVLMSignals, attend, rope
 
 SPECIAL_BEFORE, SPECIAL_AFTER = 2, 1  # <fake><global-img> before each image, <fake> after it
 
@@ -38,12 +39,13 @@ class PrunedVLAFlowMatching(PruningEngine, VLAFlowMatching):
     """LeRobot's SmolVLA model whose `sample_actions` applies a `TokenPruner`."""
 
     family = "smolvla"
+    state_in_prefix = True  # SmolVLA embeds the state as a prefix token
 
     def __init__(self, config, rtc_processor=None, pruner: TokenPruner | None = None):
         super().__init__(config, rtc_processor=rtc_processor)
         self._init_pruning(pruner)
         self.training_metrics: dict[str, float] = {}
-        self.active_capture: SmolExpertCapture | None = None
+        self.active_capture: ExpertAttentionCapture | None = None
         self._parts = (0, 0)  # (special, language) columns of the current call's prefix
 
     @property
@@ -117,8 +119,8 @@ class PrunedVLAFlowMatching(PruningEngine, VLAFlowMatching):
     def make_signals(self, prefix: Prefix, default_layer: int | None) -> SmolVLMSignals:
         return SmolVLMSignals(self, prefix, default_layer, *self._parts)
 
-    def expert_capture(self, kv: PrefixKV, layers: list[int], num_visual: int) -> SmolExpertCapture:
-        return SmolExpertCapture(self, kv, layers, num_visual)
+    def expert_capture(self, kv: PrefixKV, layers: list[int], num_visual: int) -> ExpertAttentionCapture:
+        return ExpertAttentionCapture(self, kv, layers, num_visual)
 
     def renumber_positions(self, prefix: Prefix) -> Tensor:
         """Ranks of the kept real tokens in their original order (the columns are reordered)."""

@@ -20,9 +20,9 @@ from pathlib import Path
 from lerobot.configs import parser
 from lerobot.configs.eval import EvalPipelineConfig
 
-from .metrics import PruningReport
-from .observe import CallObserver, observe_calls
-from .threads import check_eval_config
+from ..metrics import PruningReport
+from ..observe import CallObserver, observe_calls
+from ..threads import check_eval_config
 
 logger = logging.getLogger(__name__)
 

@@ -7,25 +7,25 @@ from pathlib import Path
 
 from safetensors import safe_open
 
+from .arch import vlm_depth
+
 _TEXT = "vlm_with_expert.vlm.model.text_model.layers."
 _EXPERT = "vlm_with_expert.lm_expert.layers.0.mlp.down_proj.weight"
 _VISION = "vlm_with_expert.vlm.model.vision_model.embeddings.patch_embedding.weight"
 
 
-def smolvla_expected_sizes(config) -> dict[str, int]:
+def expected_sizes(config) -> dict[str, int]:
     """The sizes the model built from `config` has (reads the VLM config of `vlm_model_name`)."""
     from transformers import AutoConfig
 
-    from lerobot_policy_prune.pruned_smolvla.configuration_pruned_smolvla import smolvla_vlm_depth
-
     vlm = AutoConfig.from_pretrained(config.vlm_model_name)
     width = vlm.text_config.hidden_size
-    return {"vlm width": width, "vlm depth": smolvla_vlm_depth(config),
+    return {"vlm width": width, "vlm depth": vlm_depth(config),
             "expert width": int(width * config.expert_width_multiplier),
             "vision width": vlm.vision_config.hidden_size}  # fmt: skip
 
 
-def smolvla_weight_sizes(path: Path) -> dict[str, int]:
+def weight_sizes(path: Path) -> dict[str, int]:
     sizes: dict[str, int] = {}
     layers = set()
     with safe_open(str(path), framework="pt") as f:
@@ -43,11 +43,12 @@ def smolvla_weight_sizes(path: Path) -> dict[str, int]:
     return sizes
 
 
-def check_smolvla_architecture(path: Path, config) -> None:
-    found = smolvla_weight_sizes(path)
+def check_architecture(path: Path, config) -> None:
+    """Raises if the weights in `path` do not have the sizes `config` (SmolVLA) describes."""
+    found = weight_sizes(path)
     if not found:
         raise ValueError(f"{path} holds no SmolVLA weights (no SmolVLM text layers found).")
-    expected = smolvla_expected_sizes(config)
+    expected = expected_sizes(config)
     diff = {k: (found.get(k), v) for k, v in expected.items() if found.get(k) != v}
     if diff:
         detail = ", ".join(f"{k}: {w} in the weights vs {c} in the config" for k, (w, c) in diff.items())

@@ -7,16 +7,11 @@ rotated), eager attention with a float32 softmax, and an action expert that eith
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import Tensor
 
-from .paligemma_signals import PaliGemmaSignals, _LayerInput
-from .prefix import Prefix, PrefixKV
-
-if TYPE_CHECKING:
-    from .smolvlm import PrunedVLAFlowMatching
+from ...engine.prefix import Prefix
+from ...engine.signals import LayerInput, PrefixSignals
 
 ROPE_BASE = 10_000.0
 
@@ -46,11 +41,11 @@ def attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, want_probs: bool = Fal
     return out.reshape(*out.shape[:2], -1), (probs if want_probs else None)
 
 
-class SmolVLMSignals(PaliGemmaSignals):
-    """PaliGemma's signal logic over SmolVLM's layers; the language tokens sit after the special image
-    tokens in the prefix (`[visual][special][language][state][padding]`)."""
+class SmolVLMSignals(PrefixSignals):
+    """`PrefixSignals` over SmolVLM's layers; the language tokens sit after the special image tokens in the
+    prefix (`[visual][special][language][state][padding]`)."""
 
-    def __init__(self, model: PrunedVLAFlowMatching, prefix: Prefix, default_layer: int | None,
+    def __init__(self, model, prefix: Prefix, default_layer: int | None,
                  num_special: int, num_lang: int):  # fmt: skip
         super().__init__(model, prefix, default_layer)
         self.num_special, self.num_lang = num_special, num_lang
@@ -73,7 +68,7 @@ class SmolVLMSignals(PaliGemmaSignals):
         per_text = logits.mean(dim=1)  # [B, T, M]
         return (per_text * text_valid[..., None]).sum(1) / text_valid.sum(1, keepdim=True).clamp(min=1)
 
-    def _attention_rows(self, layer_idx: int, rec: _LayerInput, rows: Tensor) -> Tensor:
+    def _attention_rows(self, layer_idx: int, rec: LayerInput, rows: Tensor) -> Tensor:
         """Head-mean softmax attention `[B, Q, L]` of prefix rows `rows` (`[B, Q]`) at `layer_idx`."""
         layer = self.model.vlm_layers[layer_idx]
         attn = layer.self_attn
@@ -85,42 +80,3 @@ class SmolVLMSignals(PaliGemmaSignals):
         _, probs = attend(q, self.kv.keys[layer_idx].float(), self.kv.values[layer_idx].float(), allowed,
                           want_probs=True)  # fmt: skip
         return probs.mean(dim=1)
-
-
-class SmolExpertCapture:
-    """Accumulates the action queries' attention onto the visual prefix keys at the requested VLM layer
-    indices, fed by the expert loop (`offer`) while active. Layers without an expert layer stay 0.
-
-    `start()` / `stop()` bracket one denoising step; `result()` averages over the captured steps.
-    """
-
-    def __init__(self, model: PrunedVLAFlowMatching, kv: PrefixKV, layers: list[int], num_visual: int):
-        self.model, self.kv, self.num_visual = model, kv, num_visual
-        self.slots = {layer: slot for slot, layer in enumerate(layers)}
-        self.num_layers = len(layers)
-        self.total: Tensor | None = None  # [B, len(layers), M]
-        self.steps = 0
-
-    def start(self) -> None:
-        self.model.active_capture = self
-
-    def stop(self) -> None:
-        self.model.active_capture = None
-        self.steps += 1
-
-    def offer(self, layer_idx: int, probs: Tensor) -> None:
-        """`probs`: `[B, H, S, L_l (+ S)]` float32 attention of the expert at VLM layer `layer_idx`."""
-        if layer_idx not in self.slots:
-            return
-        with self.model.strategy_clock.section(probs.device):
-            layout = self.kv.layouts[layer_idx]
-            per_column = probs[:, :, -self.model.config.chunk_size :, : layout.num_visual].mean(dim=(1, 2))
-            values = layout.scatter(per_column, self.num_visual)
-            if self.total is None:
-                self.total = values.new_zeros(values.shape[0], self.num_layers, self.num_visual)
-            self.total[:, self.slots[layer_idx]] += values
-
-    def result(self) -> Tensor | None:
-        if self.total is None:
-            return None
-        return self.total / max(self.steps, 1)

@@ -19,8 +19,8 @@ import torch
 from lerobot.configs import PreTrainedConfig
 from lerobot.utils.constants import OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
 
-from .registry import build_pruner, make_pruning_config
-from .strategies.ties import CALIBRATION_FILENAME, TAU_ITEMS, TIESConfig, calibration_record, frame_tau
+from ..registry import build_pruner, make_pruning_config
+from ..strategies.ties import CALIBRATION_FILENAME, TAU_ITEMS, TIESConfig, calibration_record, frame_tau
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def calibrate(args: CalibrateArgs) -> Path:
 
     def measure(batch: dict) -> None:
         images, img_masks = policy._preprocess_images(batch)
-        state = policy.prepare_state(batch) if policy.model.family == "smolvla" else None  # in its prefix
+        state = policy.prepare_state(batch) if policy.model.state_in_prefix else None
         columns, valid = policy.model.visual_attention_columns(
             images, img_masks, batch[OBS_LANGUAGE_TOKENS], batch[OBS_LANGUAGE_ATTENTION_MASK], state=state
         )

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import draccus
 
-from .config import PruningConfig
-from .registry import list_strategies
-from .strategies.none import NoPruningConfig
+from ..config import PruningConfig
+from ..registry import list_strategies
+from ..strategies.none import NoPruningConfig
 
 
 @dataclass
@@ -57,8 +57,8 @@ def cmd_list(argv: list[str]) -> None:
 
 
 def cmd_init_tiny(argv: list[str]) -> None:
-    from .config import check_empty_cameras
-    from .tiny import init_tiny
+    from ..config import check_empty_cameras
+    from ..families.tiny import init_tiny
 
     args = draccus.parse(InitTinyArgs, args=argv)
     check_empty_cameras(args.empty_cameras)
@@ -99,7 +99,7 @@ def cmd_serve(argv: list[str]) -> None:
 
 def cmd_report(argv: list[str]) -> None:
     """Prints one row per eval run: kept tokens, FLOPs, latency and success."""
-    from .metrics import REPORT_FILENAME, format_table
+    from ..metrics import REPORT_FILENAME, format_table
 
     args = draccus.parse(ReportArgs, args=argv)
     summaries, success = [], []
@@ -130,7 +130,7 @@ def cmd_visualize(argv: list[str]) -> None:
 
 
 def cmd_record_expert(argv: list[str]) -> None:
-    """MetaWorld scripted-expert episodes into a local LeRobotDataset (see `lerobot_prune.record`)."""
+    """MetaWorld scripted-expert episodes into a local LeRobotDataset (see `lerobot_prune.tools.record`)."""
     from .record import RecordArgs, record
 
     print(f"dataset: {record(draccus.parse(RecordArgs, args=argv))}")

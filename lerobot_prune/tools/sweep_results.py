@@ -13,8 +13,8 @@ import json
 import statistics
 from pathlib import Path
 
-from .metrics import PruningReport, _percentile
-from .stats import mcnemar_exact, paired_counts, wilson_interval
+from ..metrics import PruningReport, _percentile
+from ..stats import mcnemar_exact, paired_counts, wilson_interval
 
 COLUMNS = ("cell", "strategy", "setting", "compact", "n_episodes", "successes", "success_pc", "ci95_low_pc",
            "ci95_high_pc", "avg_sum_reward", "flop_ratio", "latency_ms_p50", "latency_ms_p95", "mean_kept_visual",

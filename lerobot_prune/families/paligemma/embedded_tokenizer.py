@@ -24,7 +24,7 @@ import torch
 from lerobot.processor import ProcessorStepRegistry, TokenizerProcessorStep
 from safetensors.torch import save_file
 
-from .checkpoint import read_json
+from ...checkpoint import read_json
 
 STEP_NAME = "lerobot_prune_tokenizer_processor"
 UPSTREAM_STEP_NAME = "tokenizer_processor"

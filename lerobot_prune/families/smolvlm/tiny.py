@@ -39,10 +39,10 @@ def make_tiny_smolvlm(directory: str | Path, text: dict | None = None, vision: d
     from transformers.models.smolvlm.image_processing_smolvlm import SmolVLMImageProcessor
     from transformers.models.smolvlm.video_processing_smolvlm import SmolVLMVideoProcessor
 
-    from .tiny import _WORDS
+    from ..tiny import TINY_WORDS
 
     specials = ["<pad>", "<unk>", "<bos>", "<eos>", *_IMAGE_SPECIALS.values()]
-    vocab = {tok: i for i, tok in enumerate(specials + sorted(set(_WORDS)))}
+    vocab = {tok: i for i, tok in enumerate(specials + sorted(set(TINY_WORDS)))}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.normalizer = normalizers.Lowercase()
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -75,16 +75,21 @@ def make_tiny_smolvlm(directory: str | Path, text: dict | None = None, vision: d
     return directory
 
 
-def init_tiny_smolvla(out: Path, *, env_type: str = "pusht", empty_cameras: int = 0, chunk_size: int = 10,
-                      n_action_steps: int = 10, seed: int = 0) -> Path:  # fmt: skip
-    """Writes a tiny random `smolvla` checkpoint for LeRobot's `env_type` sim into `out` (an existing folder),
-    with LeRobot's own `save_pretrained` and processors; `vlm_model_name` is the tiny SmolVLM folder inside it."""
+def init_tiny(out: Path, *, policy_type: str = "smolvla", env_type: str = "pusht", empty_cameras: int = 0,
+              chunk_size: int = 10, n_action_steps: int = 10, seed: int = 0, features=None,
+              stats: dict | None = None, arch: dict[str, int] | None = None) -> Path:  # fmt: skip
+    """Writes a tiny random `smolvla` checkpoint for LeRobot's `env_type` sim into `out`, with LeRobot's own
+    `save_pretrained` and processors; `vlm_model_name` is the tiny SmolVLM folder inside it. The sizes
+    live in that folder, so `arch` is refused; `features` and `stats` are not used (the sim's are)."""
+    out.mkdir(parents=True, exist_ok=True)
+    if arch:
+        raise ValueError(f"arch={arch} applies to pi0/pi05; SmolVLA's tiny sizes live in its SmolVLM folder.")
     import torch
     from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
     from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
     from lerobot.policies.smolvla.processor_smolvla import make_smolvla_pre_post_processors
 
-    from .tiny import env_features, env_stats
+    from ..tiny import env_features, env_stats
 
     vlm_dir = make_tiny_smolvlm(out / TINY_SMOLVLM_DIR)
     inputs, outputs = env_features(env_type)

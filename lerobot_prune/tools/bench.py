@@ -37,11 +37,11 @@ from pathlib import Path
 
 import torch
 
+from ..metrics import _percentile, kv_cache_bytes
+from ..profiling import PhaseClock
+from ..registry import build_pruner, list_strategies, make_pruning_config
 from .bench_models import BenchModels, build_models
-from .metrics import _percentile, kv_cache_bytes
 from .plot import Point, scatter
-from .profiling import PhaseClock
-from .registry import build_pruner, list_strategies, make_pruning_config
 
 SYNTHETIC_TIES_STATS = {"version": 1, "tau_median": 0.0, "tau_p5": -0.1, "tau_p95": 0.1}
 LEROBOT = "lerobot"  # the row of LeRobot's unmodified model

@@ -1,18 +1,17 @@
-"""Tiny random π0 / π0.5 checkpoints that run offline: a word-level tokenizer and LeRobot's own save path."""
+"""Tiny random checkpoints that run offline: the shared word-level tokenizer, sim features and stats, and
+`init_tiny`, which asks the policy type's model family to build the checkpoint."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
-from .backbones.arch import TINY_ARCH, backbone_sizes, validate_arch
+from .registry import family_for, policy_types
 
-ARCH_SIDECAR = "lerobot_prune_arch.json"
 TOKENIZER_DIR = "tokenizer"
 # Task prompts of LeRobot's sims plus common manipulation words; anything else maps to <unk>.
-_WORDS = (
+TINY_WORDS = (
     "push the t-shaped block onto target . pick up cube and place it in box transfer insertion peg socket "
     "insert move to left right top bottom red blue green white black yellow bowl plate mug drawer open close "
     "put on a of with into from robot arm gripper grasp lift stack cup pour bottle can"
@@ -33,7 +32,7 @@ def make_tiny_tokenizer(directory: str | Path) -> Path:
     from transformers import PreTrainedTokenizerFast
 
     specials = ["<pad>", "<unk>", "<bos>", "<eos>"]
-    vocab = {tok: i for i, tok in enumerate(specials + sorted(set(_WORDS)))}
+    vocab = {tok: i for i, tok in enumerate(specials + sorted(set(TINY_WORDS)))}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.normalizer = normalizers.Lowercase()
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -99,75 +98,29 @@ def pusht_stats() -> dict[str, dict[str, torch.Tensor]]:
     return {"observation.state": dict(stat), "action": dict(stat)}
 
 
-TINY_POLICY_TYPES = ("pi0", "pi05", "smolvla")
-
-
 def init_tiny(out: str | Path, *, policy_type: str = "pi0", env_type: str = "pusht", empty_cameras: int = 0,
               chunk_size: int = 10, n_action_steps: int = 10, seed: int = 0, features=None,
               stats: dict | None = None, arch: dict[str, int] | None = None) -> Path:  # fmt: skip
     """Writes a tiny random LeRobot checkpoint of `policy_type` with the upstream `save_pretrained`.
 
     `env_type` (one of `ENV_TYPES`) gives the input/output features and the normalisation stats, unless
-    `features` (`(inputs, outputs)` policy features) and `stats` are given (e.g. a robot's).
+    `features` (`(inputs, outputs)` policy features) and `stats` are given (e.g. a robot's; π0/π0.5 only).
 
-    The folder holds config.json, model.safetensors, both processor pipelines (tokenizer = the local
-    `tokenizer/` folder) and `lerobot_prune_arch.json` with the tiny sizes (`TINY_ARCH` updated by `arch`),
-    which `convert` reads.
-    SmolVLA instead gets a local tiny SmolVLM folder as `vlm_model_name` (see `tiny_smolvla`).
+    The folder holds config.json, model.safetensors and both processor pipelines, built by the policy
+    type's model family: π0/π0.5 with a local `tokenizer/` folder and `lerobot_prune_arch.json` holding the
+    tiny sizes (`TINY_ARCH` updated by `arch`), which `convert` reads; SmolVLA with a local tiny SmolVLM
+    folder as `vlm_model_name` (see `families.smolvlm.tiny`).
     """
-    if policy_type not in TINY_POLICY_TYPES:
-        raise ValueError(f"policy_type {policy_type!r} is not one of {list(TINY_POLICY_TYPES)}.")
+    tiny_types = policy_types()
+    if policy_type not in tiny_types:
+        raise ValueError(f"policy_type {policy_type!r} is not one of {list(tiny_types)}.")
     check_env_type(env_type)
-    sizes = {**TINY_ARCH, **(arch or {})}
-    validate_arch(sizes)
-    out = Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    if policy_type == "smolvla":
-        if arch:
-            raise ValueError(
-                f"arch={arch} applies to pi0/pi05; SmolVLA's tiny sizes live in its SmolVLM folder."
-            )
-        from .tiny_smolvla import init_tiny_smolvla
-
-        return init_tiny_smolvla(out, env_type=env_type, empty_cameras=empty_cameras, chunk_size=chunk_size,
-                                 n_action_steps=n_action_steps, seed=seed)  # fmt: skip
-    tokenizer_dir = make_tiny_tokenizer(out / TOKENIZER_DIR)
-    inputs, outputs = features or env_features(env_type)
-    config_cls, policy_cls, module, make_processors = _upstream(policy_type)
-    config = config_cls(
-        input_features=inputs, output_features=outputs, chunk_size=chunk_size, n_action_steps=n_action_steps,
-        empty_cameras=empty_cameras, device="cpu", push_to_hub=False,
+    return family_for(policy_type).init_tiny(
+        Path(out).resolve(), policy_type=policy_type, env_type=env_type, empty_cameras=empty_cameras, chunk_size=chunk_size,
+        n_action_steps=n_action_steps, seed=seed, features=features, stats=stats, arch=arch,
     )  # fmt: skip
-    torch.manual_seed(seed)
-    with backbone_sizes(module, sizes):
-        policy = policy_cls(config)
-    policy.save_pretrained(out)
-    pre, post = make_processors(config, stats or env_stats(env_type), tokenizer_name=str(tokenizer_dir))
-    pre.save_pretrained(out)
-    post.save_pretrained(out)
-    (out / ARCH_SIDECAR).write_text(json.dumps(sizes, indent=2))
-    return out
 
 
 def init_tiny_pi0(out: str | Path, **kwargs) -> Path:
     """`init_tiny` for a π0 checkpoint (type `pi0`)."""
     return init_tiny(out, policy_type="pi0", **kwargs)
-
-
-def _upstream(policy_type: str):
-    """(config class, policy class, modeling module, processor factory) of an upstream policy type."""
-    if policy_type == "pi05":
-        from lerobot.policies.pi05 import modeling_pi05
-        from lerobot.policies.pi05.configuration_pi05 import PI05Config
-        from lerobot.policies.pi05.modeling_pi05 import PI05Policy
-
-        from lerobot_policy_prune.pruned_pi05.processor_pruned_pi05 import make_pi05_processors
-
-        return PI05Config, PI05Policy, modeling_pi05, make_pi05_processors
-    from lerobot.policies.pi0 import modeling_pi0
-    from lerobot.policies.pi0.configuration_pi0 import PI0Config
-    from lerobot.policies.pi0.modeling_pi0 import PI0Policy
-
-    from lerobot_policy_prune.pruned_pi0.processor_pruned_pi0 import make_pi0_family_processors
-
-    return PI0Config, PI0Policy, modeling_pi0, make_pi0_family_processors

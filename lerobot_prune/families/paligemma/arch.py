@@ -36,6 +36,9 @@ TINY_ARCH = {
     "vision_mlp_dim": 64, "vocab_size": 1024,
 }  # fmt: skip
 
+# Written next to a tiny checkpoint: its sizes, which `lerobot-prune convert` reads as `arch_override`.
+ARCH_SIDECAR = "lerobot_prune_arch.json"
+
 _LOCK = threading.RLock()
 
 

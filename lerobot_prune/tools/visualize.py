@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .observe import observe_calls
+from ..observe import observe_calls
 from .overlay import OverlayStyle, overlays, tile, write_mp4, write_png
 
 logger = logging.getLogger(__name__)

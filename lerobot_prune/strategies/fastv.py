@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import PruningConfig, check_keep_ratio, check_prune_layer
+from ..config import KeepRatioConfig, check_prune_layer
 from ..registry import register_strategy
 from ..selection import TokenSelection, top_k
 from .base import PruningView, TokenPruner
@@ -13,7 +13,7 @@ FASTV_QUERIES = ("last_text", "all")
 
 
 @dataclass
-class FastVConfig(PruningConfig):
+class FastVConfig(KeepRatioConfig):
     """Args:
     keep_ratio: Fraction of valid visual tokens kept (VLA-Pruner grid: 0.5, 0.25, 0.125).
     layer: K, the first VLM layer that sees only kept tokens; scores come from layer K-1 (FastV: 2).
@@ -28,7 +28,6 @@ class FastVConfig(PruningConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_keep_ratio(self.keep_ratio)
         if self.query not in FASTV_QUERIES:
             raise ValueError(f"pruning.query={self.query!r} is not valid; choose one of {FASTV_QUERIES}.")
 

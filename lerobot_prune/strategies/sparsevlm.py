@@ -11,14 +11,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..config import PruningConfig, check_keep_ratio, check_prune_layer
+from ..config import KeepRatioConfig, check_prune_layer
 from ..registry import register_strategy
 from ..selection import TokenSelection, top_k
 from .base import PruningView, TokenPruner
 
 
 @dataclass
-class SparseVLMConfig(PruningConfig):
+class SparseVLMConfig(KeepRatioConfig):
     """Args:
     keep_ratio: Fraction of valid visual tokens kept.
     layer: K; scores come from layer K-1 (VLA-Pruner repo: 3).
@@ -27,10 +27,6 @@ class SparseVLMConfig(PruningConfig):
     keep_ratio: float = 0.5
     layer: int = 3
     summary = "SparseVLM (VLA-Pruner repo variant): attention of relevant text 'raters' at layer K-1."
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_keep_ratio(self.keep_ratio)
 
     def validate_for_model(self, vlm_depth: int) -> None:
         check_prune_layer(self.layer, vlm_depth)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from torch import Tensor
+
 from ..config import KeepRatioConfig, check_prune_layer
 from ..registry import register_strategy
-from ..selection import TokenSelection, top_k
-from .base import PruningView, TokenPruner
+from .base import PruningView, TopKScorer
 
 FASTV_QUERIES = ("last_text", "all")
 
@@ -36,14 +37,12 @@ class FastVConfig(KeepRatioConfig):
 
 
 @register_strategy("fastv", FastVConfig)
-class FastVPruner(TokenPruner):
+class FastVPruner(TopKScorer):
     stage = "in_llm"
     signals = frozenset({"attention_to_visual"})
 
     def language_query(self) -> str | None:
         return self.config.query
 
-    def select(self, view: PruningView) -> TokenSelection:
-        scores = view.signals.attention_to_visual(self.config.query)
-        ratio = self.config.keep_ratio
-        return top_k(scores, view.visual_valid, view.budget(ratio), view.budget_bound(ratio))
+    def score(self, view: PruningView) -> Tensor:
+        return view.signals.attention_to_visual(self.config.query)

@@ -13,8 +13,7 @@ from torch import Tensor
 
 from ..config import KeepRatioConfig, check_prune_layer
 from ..registry import register_strategy
-from ..selection import TokenSelection, top_k
-from .base import PruningView, TokenPruner
+from .base import PruningView, TopKScorer
 
 
 @dataclass
@@ -54,13 +53,11 @@ def rater_weights(visual: Tensor, visual_valid: Tensor, text: Tensor, text_valid
 
 
 @register_strategy("sparsevlm", SparseVLMConfig)
-class SparseVLMPruner(TokenPruner):
+class SparseVLMPruner(TopKScorer):
     stage = "in_llm"
     signals = frozenset({"visual_embeds", "text_embeds", "attention_to_visual"})
 
-    def select(self, view: PruningView) -> TokenSelection:
+    def score(self, view: PruningView) -> Tensor:
         text, text_valid = view.signals.text_embeds()
         raters = rater_weights(view.signals.visual_embeds(), view.visual_valid, text, text_valid)
-        scores = view.signals.attention_to_visual(raters)
-        ratio = self.config.keep_ratio
-        return top_k(scores, view.visual_valid, view.budget(ratio), view.budget_bound(ratio))
+        return view.signals.attention_to_visual(raters)

@@ -32,12 +32,12 @@ from torch import Tensor
 from ...engine.capture import ExpertAttentionCapture
 from ...engine.prefix import Prefix, PrefixKV, VisualLayout
 from ...engine.pruning_engine import PruningEngine, cut_prefix
-from ...engine.training import PruningAwareTraining
 from ...metrics import LayerDims
 from ...selection import TokenSelection
 from ...strategies.base import PruningView, TokenPruner
 from .arch import backbone_sizes
 from .signals import PaliGemmaSignals, register_expert_hooks
+from .training import PruningAwareTraining
 
 logger = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ import torch.nn.functional as F  # noqa: N812
 from lerobot.policies.common.vla_utils import make_att_2d_masks, prepare_attention_masks_4d
 from torch import Tensor
 
-from ..metrics import LayerDims, layer_flops
-from ..selection import TokenSelection
-from .prefix import Prefix
+from ...engine.prefix import Prefix
+from ...metrics import LayerDims, layer_flops
+from ...selection import TokenSelection
 
 
 class PruningAwareTraining:

@@ -15,7 +15,8 @@ class BenchParts:
     """LeRobot's model class and ours with their configs, and how the bench feeds and accounts them.
 
     `build(cls, config)` constructs a model at the family's benchmark size; `vision_dims(model)` returns
-    (vision tower config, VLM width, output tokens per camera, projector input width).
+    (vision tower config, VLM width, output tokens per camera, projector input width); both work
+    on LeRobot's model and ours.
     """
 
     base_class: type[nn.Module]
@@ -26,6 +27,7 @@ class BenchParts:
     image_size: int
     takes_state: bool  # sample_actions(images, img_masks, lang_tokens, lang_masks, state, noise) vs π0.5's
     vision_dims: Callable[[nn.Module], tuple]
+    vlm_wrapper: Callable[[nn.Module], nn.Module]  # the module whose `embed_image` runs the vision tower
 
 
 def bench_features(cameras: int, image_size: int) -> dict:

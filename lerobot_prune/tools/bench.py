@@ -207,7 +207,7 @@ def _measure(model, models: BenchModels, args: BenchArgs, pruner: str | None) ->
 
 
 def _phases(model, models: BenchModels, args: BenchArgs) -> dict:
-    vlm = getattr(model, "paligemma_with_expert", None) or model.vlm_with_expert
+    vlm = models.vlm_wrapper(model)
     splits = []
     for _ in range(args.iters):
         with PhaseClock(model, vlm, torch.device(args.device)) as clock:

@@ -4,6 +4,7 @@ and our pruned one with the same weights, for every policy type a model family r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +24,7 @@ class BenchModels:
     inputs: dict
     vision_flops: int  # per sample, all cameras
     num_steps: int
+    vlm_wrapper: Callable[[nn.Module], nn.Module]  # model -> the module whose `embed_image` encodes images
 
 
 def build_models(policy_type: str, size: str, cameras: int, *, dtype: str, device: str, num_steps: int,
@@ -46,7 +48,7 @@ def build_models(policy_type: str, size: str, cameras: int, *, dtype: str, devic
     pruned.load_state_dict(base.state_dict(), strict=True)
     base, pruned = base.to(device).eval(), pruned.to(device).eval()
     return BenchModels(base, pruned, _inputs(parts, pruned, cameras, device, prompt_tokens),
-                       _vision_flops(parts, pruned, cameras), num_steps)  # fmt: skip
+                       _vision_flops(parts, pruned, cameras), num_steps, parts.vlm_wrapper)  # fmt: skip
 
 
 def _inputs(parts: BenchParts, model, cameras: int, device: str, prompt_tokens: int = 20) -> dict:

@@ -40,6 +40,7 @@ def bench_parts(policy_type: str, size: str, cameras: int, num_steps: int, prune
     return BenchParts(
         Base, Pruned, BaseConfig(**fields), pruned_config_class(**fields, arch_override=arch), build,
         IMAGE_SIZE, takes_state=policy_type != "pi05", vision_dims=vision_dims,
+        vlm_wrapper=lambda model: model.paligemma_with_expert,
     )  # fmt: skip
 
 

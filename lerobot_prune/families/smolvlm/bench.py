@@ -46,6 +46,7 @@ def bench_parts(policy_type: str, size: str, cameras: int, num_steps: int, prune
     return BenchParts(
         VLAFlowMatching, PrunedVLAFlowMatching, SmolVLAConfig(**fields), pruned_config_class(**fields), build,
         IMAGE_SIZE, takes_state=True, vision_dims=vision_dims,
+        vlm_wrapper=lambda model: model.vlm_with_expert,
     )  # fmt: skip
 
 

@@ -180,7 +180,7 @@ def test_existing_out_needs_overwrite_and_is_replaced_by_a_clean_folder(tiny_bas
 
 
 def test_interrupted_convert_leaves_the_old_checkpoint(tiny_base_checkpoint, tmp_path, monkeypatch):
-    from lerobot_prune import convert as convert_module
+    from lerobot_prune.tools import convert as convert_module
 
     out = convert(tiny_base_checkpoint, tmp_path / "ckpt", make_pruning_config("fastv", keep_ratio=0.5))
     before = {p.name: p.read_bytes() for p in out.iterdir()}

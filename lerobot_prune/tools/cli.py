@@ -29,7 +29,7 @@ class InitTinyArgs:
     n_action_steps: int = 10
     seed: int = 0
     env_type: str = "pusht"  # LeRobot sim whose features and stats the checkpoint gets: pusht|aloha|metaworld
-    # π0/π0.5 sizes replacing the tiny ones (keys of backbones.arch.ARCH_KEYS), e.g. '{width: 128}'
+    # π0/π0.5 sizes replacing the tiny ones (keys of families.paligemma.arch.ARCH_KEYS), e.g. '{width: 128}'
     arch: dict[str, int] = field(default_factory=dict)
 
 

@@ -138,7 +138,7 @@ class PaliGemmaPruning(PruningAwareTraining, PruningEngine):
         """Runs the VLM over the prefix, applying `pruner`; returns (cache, selection, fell back).
 
         `training` returns as soon as `pruner.select_for_training` decided at layer K (the cache is then
-        incomplete); the training forward (`backbones/training.py`) applies the selection itself.
+        incomplete); the training forward (`training.py`) applies the selection itself.
 
         The strategy decides before layer K (K=0: before the VLM, on embeddings). In "drop" mode layers
         >= K run on the kept tokens only; in "mask" mode they run on the whole sequence with the pruned

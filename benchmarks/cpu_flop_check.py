@@ -19,7 +19,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from lerobot_prune.bench import BenchArgs, command_line, run_bench
+from lerobot_prune.tools.bench import BenchArgs, command_line, run_bench
 
 # Strategies whose own work is small next to the layers they save (the FLOP count leaves it out).
 CHECKED = ["random", "fastv", "ties", "adp"]

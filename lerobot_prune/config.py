@@ -91,6 +91,21 @@ def check_empty_cameras(empty_cameras: int) -> None:
         raise ValueError(f"empty_cameras={empty_cameras!r} must be an integer >= 0 (padded cameras to add).")
 
 
+@dataclass
+class KeepRatioConfig(PruningConfig):
+    """Base of the strategies that keep a fraction of the valid visual tokens; validates it once.
+
+    Args:
+        keep_ratio: Fraction of valid visual tokens kept, in (0, 1] (each strategy sets its default).
+    """
+
+    keep_ratio: float = 0.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_keep_ratio(self.keep_ratio)
+
+
 def check_keep_ratio(keep_ratio: float) -> None:
     if not 0.0 < keep_ratio <= 1.0:
         raise ValueError(f"pruning.keep_ratio={keep_ratio} is outside (0, 1]; use e.g. 0.5, 0.25 or 0.125.")

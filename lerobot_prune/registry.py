@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from .config import PruningConfig
 
-if TYPE_CHECKING:
-    from .strategies.base import TokenPruner
-
-_PRUNERS: dict[type[PruningConfig], type[TokenPruner]] = {}
+# Pruner classes are `strategies.base.TokenPruner` subclasses; the core does not import the strategies.
+_PRUNERS: dict[type[PruningConfig], type] = {}
 
 
 def register_strategy(name: str, config_cls: type[PruningConfig]):
@@ -20,7 +17,7 @@ def register_strategy(name: str, config_cls: type[PruningConfig]):
     if name in PruningConfig.get_known_choices():
         raise ValueError(f"Strategy {name!r} is already registered.")
 
-    def wrap(pruner_cls: type[TokenPruner]) -> type[TokenPruner]:
+    def wrap(pruner_cls: type) -> type:
         if "select" not in vars(pruner_cls) and not getattr(pruner_cls, "select", None):
             raise TypeError(f"{pruner_cls.__name__} must implement select().")
         PruningConfig.register_subclass(name)(config_cls)
@@ -44,7 +41,8 @@ def make_pruning_config(name: str, **fields) -> PruningConfig:
     return known[name](**fields)
 
 
-def build_pruner(config: PruningConfig) -> TokenPruner:
+def build_pruner(config: PruningConfig):
+    """The registered `TokenPruner` for `config`'s strategy, built from it."""
     try:
         pruner_cls = _PRUNERS[type(config)]
     except KeyError:

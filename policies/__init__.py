@@ -5,7 +5,7 @@ LeRobot's `register_third_party_plugins()` imports this package by its distribut
 `processor_*` by name.
 """
 
-from lerobot_prune import embedded_tokenizer  # noqa: F401  (registers the embedded tokenizer step)
+from lerobot_prune.families.paligemma import embedded_tokenizer  # noqa: F401  (registers the embedded tokenizer step)
 
 from .pruned_pi0 import PrunedPI0Config  # noqa: F401
 from .pruned_pi05 import PrunedPI05Config  # noqa: F401

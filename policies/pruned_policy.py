@@ -36,7 +36,8 @@ from safetensors.torch import load_file
 from torch import Tensor
 
 from lerobot_prune.batch_checks import NonFiniteActionError, check_observation, nonfinite_rows
-from lerobot_prune.checkpoint import check_architecture, resolve_weights
+from lerobot_prune.checkpoint import resolve_weights
+from lerobot_prune.families import check_architecture
 from lerobot_prune.metrics import PruningReport
 from lerobot_prune.observe import notify_call
 from lerobot_prune.registry import build_pruner

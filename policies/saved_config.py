@@ -13,6 +13,8 @@ from its defaults, since the saved strategy's fields do not apply to it.
 
 from __future__ import annotations
 
+import json
+import tempfile
 from contextvars import ContextVar
 from pathlib import Path
 
@@ -48,23 +50,18 @@ def adopt_saved_config(config) -> bool:
 
 def load_saved_config(checkpoint: str | Path, policy_type: str, cli_overrides: list[str]):
     """The `policy_type` config of `checkpoint` (pruned, or a base one re-typed) with `cli_overrides`."""
-    from lerobot_prune.convert import (
-        BASE_TYPES,
-        carry_paligemma_options,
-        config_from_dict,
-        read_base_config,
-        resolve_checkpoint,
-    )
+    from lerobot_prune.families import family_for
+    from lerobot_prune.families.base_checkpoint import base_types, read_base_config, resolve_checkpoint
 
     folder = resolve_checkpoint(checkpoint)
     data = read_base_config(folder)
-    if BASE_TYPES[data["type"]] != policy_type:
+    if base_types()[data["type"]] != policy_type:
         raise ValueError(
             f"--policy.pretrained_path={checkpoint} is a {data['type']!r} checkpoint, which loads as "
-            f"--policy.type={BASE_TYPES[data['type']]}, not {policy_type}."
+            f"--policy.type={base_types()[data['type']]}, not {policy_type}."
         )
-    if data["type"] != policy_type and policy_type != "pruned_smolvla":
-        carry_paligemma_options(data, folder, None, None, store_tokenizer=False)
+    if data["type"] != policy_type:
+        family_for(policy_type).carry_convert_options(data, folder, None, None, store_tokenizer=False)
     data["type"] = policy_type
     new_strategy = _pruning_type(cli_overrides)
     if new_strategy is not None and new_strategy != (data.get("pruning") or {}).get("type"):
@@ -79,3 +76,15 @@ def _pruning_type(args: list[str]) -> str | None:
         if arg == "--pruning.type" and i + 1 < len(args):
             return args[i + 1]
     return None
+
+
+def config_from_dict(data: dict, cli_overrides: list[str] | None = None):
+    """The `PreTrainedConfig` a config.json with `data` loads as (draccus validates every field), with
+    `cli_overrides` (`["--chunk_size=5", ...]`) applied as `--policy.path` applies them."""
+    from lerobot.configs import PreTrainedConfig
+
+    import lerobot_policy_prune  # noqa: F401  (registers the pruned_* types)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "config.json").write_text(json.dumps(data))
+        return PreTrainedConfig.from_pretrained(tmp, cli_overrides=list(cli_overrides or []))

@@ -50,8 +50,8 @@ def main() -> None:
             f"{source} has no model.safetensors; checkpoints: {sorted(p.name for p in source.parent.parent.iterdir())}"
         )
     train_config = json.loads((source / "train_config.json").read_text())
-    from lerobot_prune.convert import convert
     from lerobot_prune.strategies.none import NoPruningConfig
+    from lerobot_prune.tools.convert import convert
 
     card = args.out / "README.md"  # the hand-written model card survives re-shipping
     card_text = card.read_text() if card.is_file() else None
@@ -63,7 +63,7 @@ def main() -> None:
     with open(args.out / "loss_curve.csv", "w", newline="") as f:
         csv.writer(f).writerows([("step", "loss"), *((s, loss) for s, loss, _ in rows)])
     if rows:
-        from lerobot_prune.plot import Point, scatter
+        from lerobot_prune.tools.plot import Point, scatter
 
         scatter([Point(s, loss, "", "train loss") for s, loss, _ in rows], args.out / "loss_curve.png",
                 x_label="step", y_label="flow-matching loss (log steps)", title="lerobot-train loss",

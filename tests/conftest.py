@@ -30,8 +30,8 @@ from lerobot_policy_prune.pruned_pi05.modeling_pruned_pi05 import PrunedPI05Poli
 from lerobot_policy_prune.pruned_smolvla.configuration_pruned_smolvla import PrunedSmolVLAConfig  # noqa: E402
 from lerobot_policy_prune.pruned_smolvla.modeling_pruned_smolvla import PrunedSmolVLAPolicy  # noqa: E402
 from lerobot_prune import make_pruning_config  # noqa: E402
-from lerobot_prune.backbones.arch import TINY_ARCH, backbone_sizes  # noqa: E402
-from lerobot_prune.tiny_smolvla import TINY_TEXT, TINY_VISION, make_tiny_smolvlm  # noqa: E402
+from lerobot_prune.families.paligemma.arch import TINY_ARCH, backbone_sizes  # noqa: E402
+from lerobot_prune.families.smolvlm.tiny import TINY_TEXT, TINY_VISION, make_tiny_smolvlm  # noqa: E402
 
 CHUNK = 4
 LANG_LEN = 48
@@ -139,7 +139,7 @@ def select_rows(inputs: dict, rows: list[int]) -> dict:
 @pytest.fixture(scope="session")
 def tiny_base_checkpoint(tmp_path_factory):
     """A tiny π0 checkpoint written by `lerobot-prune init-tiny`'s code path (one padded camera)."""
-    from lerobot_prune.tiny import init_tiny_pi0
+    from lerobot_prune.families.tiny import init_tiny_pi0
 
     return init_tiny_pi0(tmp_path_factory.mktemp("tiny") / "pi0_base", empty_cameras=1)
 

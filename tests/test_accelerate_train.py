@@ -15,7 +15,7 @@ from pathlib import Path
 from test_lerobot_train import ENV, _dataset_args, _logged_steps, make_so101_dataset
 
 from lerobot_prune import make_pruning_config
-from lerobot_prune.convert import convert
+from lerobot_prune.tools.convert import convert
 
 STEPS = 16
 MEAN_LOSS_REL_TOL = 0.15  # measured: 1 % (2.05 vs 2.03 over 16 steps)

@@ -9,7 +9,7 @@ from conftest import config_kwargs, make_pruned
 
 from lerobot_policy_prune.pruned_pi0.configuration_pruned_pi0 import PrunedPI0Config
 from lerobot_prune import make_pruning_config
-from lerobot_prune.backbones.arch import TINY_ARCH
+from lerobot_prune.families.paligemma.arch import TINY_ARCH
 
 
 def test_unknown_strategy_lists_known_ones():
@@ -144,7 +144,7 @@ def test_quota_weights_that_do_not_match_the_cameras(fields, message):
 
 
 def test_calibrate_needs_one_frame_source(tmp_path):
-    from lerobot_prune.calibrate import CalibrateArgs, calibrate
+    from lerobot_prune.tools.calibrate import CalibrateArgs, calibrate
 
     with pytest.raises(ValueError, match="exactly one frame source"):
         calibrate(CalibrateArgs(policy_path=str(tmp_path)))

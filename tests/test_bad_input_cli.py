@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from lerobot_prune.cli import main
+from lerobot_prune.tools.cli import main
 
 VALID_TYPES = "valid types: none, compact, random, fastv"
 
@@ -135,8 +135,8 @@ def test_unknown_pruning_type_in_a_checkpoint_lists_the_valid_ones(tiny_base_che
     from lerobot.configs import PreTrainedConfig
 
     from lerobot_prune import make_pruning_config
-    from lerobot_prune.cli import one_line
-    from lerobot_prune.convert import convert
+    from lerobot_prune.tools.cli import one_line
+    from lerobot_prune.tools.convert import convert
 
     ckpt = convert(tiny_base_checkpoint, tmp_path / "ckpt", make_pruning_config("fastv", keep_ratio=0.5))
     _set_pruning_type(ckpt, "fastvv")
@@ -171,7 +171,7 @@ def test_policy_type_of_another_family_names_the_right_one(tiny_base_checkpoint)
 
 def test_the_real_command_prints_no_traceback(tiny_base_checkpoint, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "lerobot_prune.cli", "convert", f"--base={tiny_base_checkpoint}",
+        [sys.executable, "-m", "lerobot_prune.tools.cli", "convert", f"--base={tiny_base_checkpoint}",
          f"--out={tmp_path / 'out'}", "--pruning.type=adp", "--pruning.split=[0.4,nan]"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip

@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from lerobot_prune.bench import BenchArgs, run_bench
-from lerobot_prune.bench_models import build_models
 from lerobot_prune.registry import build_pruner, make_pruning_config
+from lerobot_prune.tools.bench import BenchArgs, run_bench
+from lerobot_prune.tools.bench_models import build_models
 
 
 @pytest.mark.parametrize("policy_type", ["pi0", "pi05", "smolvla"])

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from lerobot_prune import make_pruning_config
-from lerobot_prune.calibrate import CalibrateArgs, calibrate
-from lerobot_prune.convert import convert
 from lerobot_prune.observe import observe_calls
+from lerobot_prune.tools.calibrate import CalibrateArgs, calibrate
+from lerobot_prune.tools.convert import convert
 
 
 def test_calibrate_refuses_a_checkpoint_that_is_not_ties(tiny_base_checkpoint, tmp_path):

@@ -11,9 +11,9 @@ from lerobot.policies.pi0.modeling_pi0 import PI0Policy
 
 from lerobot_policy_prune.pruned_pi0.modeling_pruned_pi0 import PrunedPI0Policy
 from lerobot_prune import make_pruning_config
-from lerobot_prune.backbones.arch import TINY_ARCH, backbone_sizes
-from lerobot_prune.convert import convert
-from lerobot_prune.embedded_tokenizer import EMBEDDED_TOKENIZER, STEP_NAME
+from lerobot_prune.families.paligemma.arch import TINY_ARCH, backbone_sizes
+from lerobot_prune.families.paligemma.embedded_tokenizer import EMBEDDED_TOKENIZER, STEP_NAME
+from lerobot_prune.tools.convert import convert
 
 
 def _load_base(path):
@@ -37,7 +37,7 @@ def test_checkpoint_saved_by_pi0_policy_converts_and_loads(tmp_path):
     base = make_base(num_cameras=2)
     base.save_pretrained(tmp_path / "base")
     from lerobot_policy_prune.pruned_pi0.processor_pruned_pi0 import make_pi0_family_processors
-    from lerobot_prune.tiny import make_tiny_tokenizer
+    from lerobot_prune.families.tiny import make_tiny_tokenizer
 
     pre, post = make_pi0_family_processors(base.config, None, str(make_tiny_tokenizer(tmp_path / "tok")))
     pre.save_pretrained(tmp_path / "base")
@@ -110,7 +110,7 @@ def test_convert_with_local_tokenizer_copies_it_into_the_checkpoint(tiny_base_ch
 
 def test_converted_checkpoint_is_movable(tmp_path):
     """Convert, move the folder elsewhere, delete the base: LeRobot still loads policy and processors."""
-    from lerobot_prune.tiny import init_tiny_pi0
+    from lerobot_prune.families.tiny import init_tiny_pi0
 
     base = init_tiny_pi0(tmp_path / "base", empty_cameras=1)
     expected = _preprocess(convert(base, tmp_path / "first", make_pruning_config("none")))
@@ -146,7 +146,7 @@ def test_weights_are_copied_unless_linking_is_asked_for(tiny_base_checkpoint, tm
 
 
 def test_out_that_could_lose_data_is_refused_before_writing(tmp_path):
-    from lerobot_prune.tiny import init_tiny_pi0
+    from lerobot_prune.families.tiny import init_tiny_pi0
 
     base = init_tiny_pi0(tmp_path / "ws" / "base")
     before = {p.name: p.read_bytes() for p in base.iterdir() if p.is_file()}
@@ -180,7 +180,7 @@ def test_existing_out_needs_overwrite_and_is_replaced_by_a_clean_folder(tiny_bas
 
 
 def test_interrupted_convert_leaves_the_old_checkpoint(tiny_base_checkpoint, tmp_path, monkeypatch):
-    from lerobot_prune import convert as convert_module
+    from lerobot_prune.tools import convert as convert_module
 
     out = convert(tiny_base_checkpoint, tmp_path / "ckpt", make_pruning_config("fastv", keep_ratio=0.5))
     before = {p.name: p.read_bytes() for p in out.iterdir()}
@@ -200,7 +200,7 @@ def test_pi05_init_tiny_convert_load_reproduces_base(tmp_path):
     from lerobot.policies.pi05.modeling_pi05 import PI05Policy
 
     from lerobot_policy_prune.pruned_pi05.modeling_pruned_pi05 import PrunedPI05Policy
-    from lerobot_prune.tiny import init_tiny
+    from lerobot_prune.families.tiny import init_tiny
 
     base_dir = init_tiny(tmp_path / "pi05", policy_type="pi05", empty_cameras=1)
     out = convert(base_dir, tmp_path / "pruned", make_pruning_config("none"))
@@ -223,7 +223,7 @@ def test_policy_type_form_adopts_the_saved_config(tmp_path, monkeypatch, family)
 
     from conftest import FAMILIES
 
-    from lerobot_prune.tiny import init_tiny
+    from lerobot_prune.families.tiny import init_tiny
 
     base = init_tiny(tmp_path / "base", policy_type=family, empty_cameras=1, chunk_size=6, n_action_steps=6)
     pruned = convert(base, tmp_path / "pruned", make_pruning_config("fastv", keep_ratio=0.25, compact=True))

@@ -14,10 +14,10 @@ from lerobot.utils.constants import OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TO
 from PIL import Image
 
 from lerobot_prune import make_pruning_config
-from lerobot_prune.convert import convert
 from lerobot_prune.observe import observe_calls
-from lerobot_prune.overlay import OverlayRecorder, OverlayStyle, letterbox
-from lerobot_prune.visualize import VisualizeArgs, visualize
+from lerobot_prune.tools.convert import convert
+from lerobot_prune.tools.overlay import OverlayRecorder, OverlayStyle, letterbox
+from lerobot_prune.tools.visualize import VisualizeArgs, visualize
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 EVAL = ["--env.type=pusht", "--eval.use_async_envs=false", "--policy.device=cpu"]

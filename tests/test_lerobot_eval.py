@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lerobot_prune import list_strategies, make_pruning_config
-from lerobot_prune.convert import convert
+from lerobot_prune.tools.convert import convert
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 # PushT's state is the 2-D agent position; the tiny backbone has 4 layers.
@@ -76,7 +76,7 @@ def test_every_strategy_runs_in_lerobot_eval_and_reports_diagnostics(
 
 @pytest.mark.sim
 def test_pruned_pi05_runs_in_lerobot_eval(tmp_path):
-    from lerobot_prune.tiny import init_tiny
+    from lerobot_prune.families.tiny import init_tiny
 
     base = init_tiny(tmp_path / "pi05", policy_type="pi05", empty_cameras=1)
     ckpt = convert(base, tmp_path / "ckpt", make_pruning_config("fastv", keep_ratio=0.25, compact=True))
@@ -103,7 +103,7 @@ def _eval_form(policy_args, out, cwd):
 def test_moved_converted_checkpoint_runs_in_lerobot_eval_after_the_base_is_deleted(tmp_path, form):
     """`--policy.path=<moved folder>` and `--policy.type=pruned_pi0 --policy.pretrained_path=<moved folder>`
     (saved settings kept, only the typed flags changed), with the base checkpoint gone."""
-    from lerobot_prune.tiny import init_tiny
+    from lerobot_prune.families.tiny import init_tiny
 
     base = init_tiny(tmp_path / "base", policy_type="pi0", empty_cameras=1)
     ckpt = convert(base, tmp_path / "ckpt", make_pruning_config("fastv", keep_ratio=0.25, compact=True))
@@ -129,7 +129,7 @@ def test_moved_converted_checkpoint_runs_in_lerobot_eval_after_the_base_is_delet
 def test_policy_type_with_a_base_checkpoint_keeps_its_settings(tmp_path, family):
     """`--policy.type=pruned_<family> --policy.pretrained_path=<base family checkpoint>`: architecture,
     features and settings from the base's config.json, the strategy from the command line."""
-    from lerobot_prune.tiny import init_tiny
+    from lerobot_prune.families.tiny import init_tiny
 
     base = init_tiny(tmp_path / "base", policy_type=family, empty_cameras=1)
     args = [f"--policy.type=pruned_{family}", f"--policy.pretrained_path={base}", "--policy.pruning.type=fastv",

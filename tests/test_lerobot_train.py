@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from lerobot_prune import make_pruning_config
-from lerobot_prune.backbones.arch import TINY_ARCH
-from lerobot_prune.convert import convert
-from lerobot_prune.tiny import TOKENIZER_DIR
+from lerobot_prune.families.paligemma.arch import TINY_ARCH
+from lerobot_prune.families.tiny import TOKENIZER_DIR
+from lerobot_prune.tools.convert import convert
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
 PRUNING_KEYS = ("pruning/kept_visual_tokens", "pruning/keep_fraction", "pruning/flop_ratio")

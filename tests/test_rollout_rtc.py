@@ -64,7 +64,7 @@ def _compile_wrapped(checkpoint: Path, tmp_path: Path, monkeypatch) -> bool:
     from lerobot.rollout.configs import RolloutConfig
     from lerobot.rollout.context import build_rollout_context
 
-    from lerobot_prune.backbones.arch import TINY_ARCH, backbone_sizes
+    from lerobot_prune.families.paligemma.arch import TINY_ARCH, backbone_sizes
     from lerobot_prune.testing import PruneFakeCameraConfig
     from lerobot_prune.testing.fake_feetech import FakeFeetechMotorsBus, write_calibration_file
 

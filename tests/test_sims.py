@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from lerobot_prune import make_pruning_config
-from lerobot_prune.convert import convert
-from lerobot_prune.tiny import init_tiny
+from lerobot_prune.families.tiny import init_tiny
+from lerobot_prune.tools.convert import convert
 
 TOKENS_PER_CAMERA = 256  # π0's SigLIP: (224 / 14)² tokens per camera
 FASTV = {"keep_ratio": 0.25, "compact": True}

@@ -13,8 +13,8 @@ from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
 from lerobot_policy_prune.pruned_pi0.modeling_pruned_pi0 import PrunedPI0Policy
 from lerobot_policy_prune.pruned_smolvla.modeling_pruned_smolvla import PrunedSmolVLAPolicy
 from lerobot_prune import make_pruning_config
-from lerobot_prune.convert import convert
-from lerobot_prune.tiny import init_tiny
+from lerobot_prune.families.tiny import init_tiny
+from lerobot_prune.tools.convert import convert
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 

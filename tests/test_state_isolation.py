@@ -12,9 +12,9 @@ from episode_runner import run_episode
 
 from lerobot_policy_prune.pruned_pi0.modeling_pruned_pi0 import PrunedPI0Policy
 from lerobot_prune import make_pruning_config
-from lerobot_prune.convert import convert
+from lerobot_prune.families.tiny import init_tiny_pi0
 from lerobot_prune.strategies.ties import CALIBRATION_FILENAME, calibration_record
-from lerobot_prune.tiny import init_tiny_pi0
+from lerobot_prune.tools.convert import convert
 
 STATEFUL = {
     "vla_pruner": {"window": 2, "keep_ratio": 0.25},

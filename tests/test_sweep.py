@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from lerobot_prune import list_strategies
-from lerobot_prune.sweep import SweepArgs, check_manifest, main, make_grid, plan_shards, write_manifest
-from lerobot_prune.sweep_results import markdown_table, result_rows, write_results
+from lerobot_prune.tools.sweep import SweepArgs, check_manifest, main, make_grid, plan_shards, write_manifest
+from lerobot_prune.tools.sweep_results import markdown_table, result_rows, write_results
 
 EVAL = ["--env.type=pusht", "--eval.use_async_envs=false", "--policy.device=cpu", "--env.episode_length=10",
         "--eval.n_episodes=4", "--eval.batch_size=1", "--seed=100"]  # fmt: skip

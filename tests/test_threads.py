@@ -10,8 +10,8 @@ from conftest import make_pruned
 from lerobot.scripts.lerobot_eval import eval_policy_all
 
 from lerobot_prune import make_pruning_config
-from lerobot_prune.convert import convert
-from lerobot_prune.evalrun import parse_eval_config
+from lerobot_prune.tools.convert import convert
+from lerobot_prune.tools.evalrun import parse_eval_config
 
 
 class _NoEpisodeEnv:

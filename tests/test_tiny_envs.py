@@ -9,7 +9,7 @@ from lerobot.envs.configs import EnvConfig
 from lerobot.envs.utils import env_to_policy_features
 from safetensors.torch import load_file
 
-from lerobot_prune.tiny import ENV_TYPES, env_stats, init_tiny_pi0
+from lerobot_prune.families.tiny import ENV_TYPES, env_stats, init_tiny_pi0
 
 # (camera key, state/action size) of each sim as the policy sees it.
 EXPECTED = {"aloha": ("observation.images.top", 14), "metaworld": ("observation.image", 4)}

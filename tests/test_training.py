@@ -8,8 +8,8 @@ from conftest import CHUNK, LANG_LEN, TIES_STATS, make_base, make_pruned
 from lerobot.policies.pi0.modeling_pi0 import PI0Pytorch
 from lerobot.utils.constants import ACTION, OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS, OBS_STATE
 
-from lerobot_prune.backbones.arch import TINY_ARCH
-from lerobot_prune.backbones.training import drop_visual, layer_key_masks
+from lerobot_prune.families.paligemma.arch import TINY_ARCH
+from lerobot_prune.families.paligemma.training import drop_visual, layer_key_masks
 from lerobot_prune.strategies.adp import ADPConfig
 
 CAMERAS = 2

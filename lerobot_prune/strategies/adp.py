@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ..config import PruningConfig, check_choice, check_keep_ratio
+from ..config import KeepRatioConfig, check_choice
 from ..registry import register_strategy
 from ..selection import TokenSelection, top_k
 from .adp_gate import ActionAwareGate, fk_path_length, net_displacement, path_length
@@ -30,7 +30,7 @@ DELTA_METHODS = ("net", "sum")
 
 
 @dataclass
-class ADPConfig(PruningConfig):
+class ADPConfig(KeepRatioConfig):
     """Args:
     keep_ratio: Fraction of valid visual tokens kept while the gate prunes (paper: 0.5; sweep 0.3-0.7).
     split: Camera weights: one per camera, or two = first camera : each other camera's share (0.4 : 0.6).
@@ -72,7 +72,6 @@ class ADPConfig(PruningConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_keep_ratio(self.keep_ratio)
         check_choice("pruning.motion_source", self.motion_source, MOTION_SOURCES)
         check_choice("pruning.delta_method", self.delta_method, DELTA_METHODS)
         weights = [*self.split, *self.camera_weights.values()]

@@ -14,7 +14,7 @@ from typing import ClassVar, Literal
 from torch import Tensor
 
 from ..config import PruningConfig
-from ..selection import TokenSelection, keep_budget
+from ..selection import TokenSelection, keep_budget, top_k
 
 Stage = Literal["pre_llm", "in_llm", "mask_all_layers"]
 Mode = Literal["drop", "mask"]
@@ -190,3 +190,19 @@ class TokenPruner(abc.ABC):
     def diagnostics(self) -> dict:
         """Per-call diagnostics of the last call for the pruning report (JSON-serialisable)."""
         return {}
+
+
+class TopKScorer(TokenPruner):
+    """Base of the "score the visual tokens, keep the `keep_ratio` best" strategies: implement `score`.
+
+    Its config needs a `keep_ratio` (`config.KeepRatioConfig`). The kept count per sample is the budget
+    of its valid tokens, so fixed-ratio selections keep static shapes (see `PruningView.budget_bound`).
+    """
+
+    @abc.abstractmethod
+    def score(self, view: PruningView) -> Tensor:
+        """`[B, M]` float scores of the visual tokens; higher is kept first (invalid ones are never kept)."""
+
+    def select(self, view: PruningView) -> TokenSelection:
+        ratio = self.config.keep_ratio
+        return top_k(self.score(view), view.visual_valid, view.budget(ratio), view.budget_bound(ratio))

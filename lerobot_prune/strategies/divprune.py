@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import PruningConfig, check_keep_ratio
+from ..config import KeepRatioConfig
 from ..ops import max_min_diversity
 from ..registry import register_strategy
 from ..selection import TokenSelection, indices_to_selection
@@ -12,7 +12,7 @@ from .base import PruningView, TokenPruner
 
 
 @dataclass
-class DivPruneConfig(PruningConfig):
+class DivPruneConfig(KeepRatioConfig):
     """Args:
     keep_ratio: Fraction of valid visual tokens kept (DivPrune's LLaVA default 0.098; VLA grid 0.5-0.125).
     preserve_positions: Keep original RoPE positions instead of renumbering the shorter prefix.
@@ -21,10 +21,6 @@ class DivPruneConfig(PruningConfig):
     keep_ratio: float = 0.5
     preserve_positions: bool = False
     summary = "DivPrune: keeps the most mutually distant visual embeddings (greedy max-min), before the VLM."
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_keep_ratio(self.keep_ratio)
 
 
 @register_strategy("divprune", DivPruneConfig)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import PruningConfig, check_keep_ratio, check_prune_layer
+from torch import Tensor
+
+from ..config import KeepRatioConfig, check_prune_layer
 from ..registry import register_strategy
-from ..selection import TokenSelection, top_k
-from .base import PruningView, TokenPruner
+from .base import PruningView, TopKScorer
 
 FASTV_QUERIES = ("last_text", "all")
 
 
 @dataclass
-class FastVConfig(PruningConfig):
+class FastVConfig(KeepRatioConfig):
     """Args:
     keep_ratio: Fraction of valid visual tokens kept (VLA-Pruner grid: 0.5, 0.25, 0.125).
     layer: K, the first VLM layer that sees only kept tokens; scores come from layer K-1 (FastV: 2).
@@ -28,7 +29,6 @@ class FastVConfig(PruningConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_keep_ratio(self.keep_ratio)
         if self.query not in FASTV_QUERIES:
             raise ValueError(f"pruning.query={self.query!r} is not valid; choose one of {FASTV_QUERIES}.")
 
@@ -37,14 +37,12 @@ class FastVConfig(PruningConfig):
 
 
 @register_strategy("fastv", FastVConfig)
-class FastVPruner(TokenPruner):
+class FastVPruner(TopKScorer):
     stage = "in_llm"
     signals = frozenset({"attention_to_visual"})
 
     def language_query(self) -> str | None:
         return self.config.query
 
-    def select(self, view: PruningView) -> TokenSelection:
-        scores = view.signals.attention_to_visual(self.config.query)
-        ratio = self.config.keep_ratio
-        return top_k(scores, view.visual_valid, view.budget(ratio), view.budget_bound(ratio))
+    def score(self, view: PruningView) -> Tensor:
+        return view.signals.attention_to_visual(self.config.query)

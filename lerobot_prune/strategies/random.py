@@ -7,14 +7,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..config import PruningConfig, check_keep_ratio
+from ..config import KeepRatioConfig
 from ..registry import register_strategy
 from ..selection import TokenSelection, top_k
 from .base import PruningView, TokenPruner
 
 
 @dataclass
-class RandomConfig(PruningConfig):
+class RandomConfig(KeepRatioConfig):
     """Args:
     keep_ratio: Fraction of valid visual tokens kept (ADP Table 14 uses 0.5).
     seed: Seed of the per-episode stream of random draws (ADP uses 42).
@@ -25,10 +25,6 @@ class RandomConfig(PruningConfig):
     seed: int = 42
     preserve_positions: bool = False
     summary = "Baseline: keeps a seeded uniformly random subset of the visual tokens, before the VLM."
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_keep_ratio(self.keep_ratio)
 
 
 _MASK = 0xFFFFFFFF

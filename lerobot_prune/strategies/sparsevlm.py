@@ -11,14 +11,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..config import PruningConfig, check_keep_ratio, check_prune_layer
+from ..config import KeepRatioConfig, check_prune_layer
 from ..registry import register_strategy
-from ..selection import TokenSelection, top_k
-from .base import PruningView, TokenPruner
+from .base import PruningView, TopKScorer
 
 
 @dataclass
-class SparseVLMConfig(PruningConfig):
+class SparseVLMConfig(KeepRatioConfig):
     """Args:
     keep_ratio: Fraction of valid visual tokens kept.
     layer: K; scores come from layer K-1 (VLA-Pruner repo: 3).
@@ -27,10 +26,6 @@ class SparseVLMConfig(PruningConfig):
     keep_ratio: float = 0.5
     layer: int = 3
     summary = "SparseVLM (VLA-Pruner repo variant): attention of relevant text 'raters' at layer K-1."
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_keep_ratio(self.keep_ratio)
 
     def validate_for_model(self, vlm_depth: int) -> None:
         check_prune_layer(self.layer, vlm_depth)
@@ -58,13 +53,11 @@ def rater_weights(visual: Tensor, visual_valid: Tensor, text: Tensor, text_valid
 
 
 @register_strategy("sparsevlm", SparseVLMConfig)
-class SparseVLMPruner(TokenPruner):
+class SparseVLMPruner(TopKScorer):
     stage = "in_llm"
     signals = frozenset({"visual_embeds", "text_embeds", "attention_to_visual"})
 
-    def select(self, view: PruningView) -> TokenSelection:
+    def score(self, view: PruningView) -> Tensor:
         text, text_valid = view.signals.text_embeds()
         raters = rater_weights(view.signals.visual_embeds(), view.visual_valid, text, text_valid)
-        scores = view.signals.attention_to_visual(raters)
-        ratio = self.config.keep_ratio
-        return top_k(scores, view.visual_valid, view.budget(ratio), view.budget_bound(ratio))
+        return view.signals.attention_to_visual(raters)

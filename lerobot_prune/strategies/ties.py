@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..config import PruningConfig, check_choice, check_keep_ratio, check_prune_layer, check_range
+from ..config import KeepRatioConfig, check_choice, check_prune_layer, check_range
 from ..ops import kendall_tau_b, max_min_diversity, uniform_rank_sample
 from ..registry import register_strategy
 from ..selection import TokenSelection, indices_to_selection
@@ -92,7 +92,7 @@ def calibration_record(taus: list[float], backbone: dict, layer: int, keep_ratio
 
 
 @dataclass
-class TIESConfig(PruningConfig):
+class TIESConfig(KeepRatioConfig):
     """Args:
     keep_ratio: Fraction kept ([DECISION] 56/256 = 0.219 as in the paper's main results).
     layer: K ([DECISION] 2: "from the second Transformer layer"; 1 = the literal reading).
@@ -114,7 +114,6 @@ class TIESConfig(PruningConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_keep_ratio(self.keep_ratio)
         check_choice("pruning.trust", self.trust, TRUST_RULES)
         check_choice("pruning.supplement", self.supplement, SUPPLEMENTS)
         check_choice("pruning.tau_items", self.tau_items, TAU_ITEMS)
@@ -292,7 +291,7 @@ class TIESPruner(TokenPruner):
 
 
 @dataclass
-class TIESRankConfig(PruningConfig):
+class TIESRankConfig(KeepRatioConfig):
     """Args:
     keep_ratio: Fraction of valid visual tokens kept (TIES: 56/256).
     layer: K; ranks come from the attention column sums at layer K-1.
@@ -300,10 +299,6 @@ class TIESRankConfig(PruningConfig):
 
     keep_ratio: float = 0.219
     layer: int = 2
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_keep_ratio(self.keep_ratio)
 
     def validate_for_model(self, vlm_depth: int) -> None:
         check_prune_layer(self.layer, vlm_depth)

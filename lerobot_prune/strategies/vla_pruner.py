@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from torch import Tensor
 
 from ..config import (
-    PruningConfig,
+    KeepRatioConfig,
     check_choice,
-    check_keep_ratio,
     check_layers,
     check_prune_layer,
     check_range,
@@ -35,7 +34,7 @@ WEIGHTINGS = ("paper", "code")
 
 
 @dataclass
-class VLAPrunerConfig(PruningConfig):
+class VLAPrunerConfig(KeepRatioConfig):
     """Args:
     keep_ratio: Fraction of valid visual tokens kept (π0 grid: 0.5, 0.25, 0.125).
     layer: K; layers 0..K-1 see every token, the semantic score comes from layer K-1 (code: 3).
@@ -57,7 +56,6 @@ class VLAPrunerConfig(PruningConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_keep_ratio(self.keep_ratio)
         check_range("pruning.gamma", self.gamma, 0.0, 1.0)
         if self.window < 1:
             raise ValueError(f"pruning.window={self.window} must be >= 1 (the paper's w=3).")

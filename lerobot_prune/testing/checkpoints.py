@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 
 from ..config import PruningConfig
-from ..convert import convert
-from ..tiny import init_tiny
+from ..families.tiny import init_tiny
+from ..tools.convert import convert
 from .fake_feetech import SO101_MOTORS
 
 

@@ -8,8 +8,8 @@ from lerobot.configs import PreTrainedConfig
 from lerobot.policies.pi0.configuration_pi0 import PI0Config
 
 import lerobot_prune  # noqa: F401  (registers the strategies)
-from lerobot_prune.backbones.arch import validate_arch, vlm_depth
 from lerobot_prune.config import PruningConfig, check_empty_cameras
+from lerobot_prune.families.paligemma.arch import validate_arch, vlm_depth
 from lerobot_prune.strategies.none import NoPruningConfig
 
 from ..saved_config import adopt_saved_config
@@ -28,7 +28,7 @@ class PrunedPI0Config(PI0Config):
             without internet load the processors); "embedded:policy_preprocessor" (set by `lerobot-prune
             convert`) when the tokenizer is stored in the checkpoint's preprocessor.
         arch_override: Backbone sizes other than Gemma-2B/300M + SigLIP-So400m (tiny test models); see
-            `lerobot_prune.backbones.arch.ARCH_KEYS`. None for real checkpoints.
+            `lerobot_prune.families.paligemma.arch.ARCH_KEYS`. None for real checkpoints.
     """
 
     pruning: PruningConfig = field(default_factory=NoPruningConfig)

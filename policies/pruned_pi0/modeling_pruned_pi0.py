@@ -3,7 +3,7 @@
 from lerobot.policies.pi0.modeling_pi0 import PI0Policy
 from lerobot.utils.import_utils import require_package
 
-from lerobot_prune.backbones.paligemma import PrunedPI0Pytorch
+from lerobot_prune.families.paligemma.model import PrunedPI0Pytorch
 
 from ..pruned_policy import PrunedPolicyMixin
 from .configuration_pruned_pi0 import PrunedPI0Config

@@ -2,71 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-from lerobot.policies.pi0.processor_pi0 import Pi0NewLineProcessor
-from lerobot.processor import (
-    AbsoluteActionsProcessorStep,
-    PolicyAction,
-    PolicyProcessorPipeline,
-    RelativeActionsProcessorStep,
-    TokenizerProcessorStep,
-    make_default_policy_processor_steps,
-    make_policy_processor_pipelines,
-)
 
-from lerobot_prune.embedded_tokenizer import EMBEDDED_TOKENIZER, embedded_step_from_checkpoint
+from lerobot_prune.families.paligemma.processors import Pipelines, make_pi0_family_processors
 
 from .configuration_pruned_pi0 import PrunedPI0Config
-
-Pipelines = tuple[
-    PolicyProcessorPipeline[dict[str, Any], dict[str, Any]],
-    PolicyProcessorPipeline[PolicyAction, PolicyAction],
-]
 
 
 def make_pruned_pi0_pre_post_processors(
     config: PrunedPI0Config, dataset_stats: dict[str, dict[str, torch.Tensor]] | None = None
 ) -> Pipelines:
     return make_pi0_family_processors(config, dataset_stats, tokenizer_name=config.tokenizer_name)
-
-
-def make_pi0_family_processors(config, dataset_stats, tokenizer_name: str) -> Pipelines:
-    """Same steps, order and registry names as `make_pi0_pre_post_processors` (so the saved JSONs are
-    interchangeable with π0's), with the tokenizer loaded from `tokenizer_name` (Hub id or folder)."""
-    relative_step = relative_actions_step(config)
-    steps = make_default_policy_processor_steps(config, dataset_stats)
-    input_steps = [
-        steps.rename_observations,
-        steps.add_batch_dim,
-        Pi0NewLineProcessor(),
-        tokenizer_step(config, tokenizer_name),
-        steps.to_device,
-        relative_step,
-        steps.normalize,
-    ]
-    output_steps = [
-        steps.unnormalize,
-        AbsoluteActionsProcessorStep(enabled=config.use_relative_actions, relative_step=relative_step),
-        steps.to_cpu,
-    ]
-    return make_policy_processor_pipelines(input_steps=input_steps, output_steps=output_steps)
-
-
-def tokenizer_step(config, tokenizer_name: str) -> TokenizerProcessorStep:
-    """LeRobot's tokenizer step loading `tokenizer_name`; for a converted checkpoint whose tokenizer is stored
-    in its preprocessor (`tokenizer_name` = `EMBEDDED_TOKENIZER`), that stored copy."""
-    kwargs = dict(max_length=config.tokenizer_max_length, padding_side="right", padding="max_length")
-    if tokenizer_name == EMBEDDED_TOKENIZER:
-        return embedded_step_from_checkpoint(config.pretrained_path, **kwargs)
-    return TokenizerProcessorStep(tokenizer_name=tokenizer_name, **kwargs)
-
-
-def relative_actions_step(config) -> RelativeActionsProcessorStep:
-    """The relative-actions step of the π0 family, configured as upstream does."""
-    return RelativeActionsProcessorStep(
-        enabled=config.use_relative_actions,
-        exclude_joints=getattr(config, "relative_exclude_joints", []),
-        action_names=getattr(config, "action_feature_names", None),
-    )

@@ -8,8 +8,8 @@ from lerobot.configs import PreTrainedConfig
 from lerobot.policies.pi05.configuration_pi05 import PI05Config
 
 import lerobot_prune  # noqa: F401  (registers the strategies)
-from lerobot_prune.backbones.arch import validate_arch, vlm_depth
 from lerobot_prune.config import PruningConfig, check_empty_cameras
+from lerobot_prune.families.paligemma.arch import validate_arch, vlm_depth
 from lerobot_prune.strategies.none import NoPruningConfig
 
 from ..pruned_pi0.configuration_pruned_pi0 import PALIGEMMA_TOKENIZER
@@ -28,7 +28,7 @@ class PrunedPI05Config(PI05Config):
         pruning: The token-selection strategy (`--policy.pruning.type=fastv --policy.pruning.keep_ratio=0.25`).
         tokenizer_name: Hub id or local folder of the PaliGemma tokenizer.
         arch_override: Backbone sizes other than Gemma-2B/300M + SigLIP-So400m (tiny test models); see
-            `lerobot_prune.backbones.arch.ARCH_KEYS`. None for real checkpoints.
+            `lerobot_prune.families.paligemma.arch.ARCH_KEYS`. None for real checkpoints.
     """
 
     pruning: PruningConfig = field(default_factory=NoPruningConfig)

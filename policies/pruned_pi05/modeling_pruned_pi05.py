@@ -3,7 +3,7 @@
 from lerobot.policies.pi05.modeling_pi05 import PI05Policy
 from lerobot.utils.import_utils import require_package
 
-from lerobot_prune.backbones.paligemma import PrunedPI05Pytorch
+from lerobot_prune.families.paligemma.model import PrunedPI05Pytorch
 
 from ..pruned_policy import PrunedPolicyMixin
 from .configuration_pruned_pi05 import PrunedPI05Config

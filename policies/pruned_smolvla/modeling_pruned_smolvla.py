@@ -15,8 +15,8 @@ from lerobot.utils.constants import ACTION, OBS_STATE
 from lerobot.utils.import_utils import require_package
 from torch import Tensor
 
-from lerobot_prune.backbones.smolvlm import PrunedVLAFlowMatching
-from lerobot_prune.checkpoint import check_architecture
+from lerobot_prune.families import check_architecture
+from lerobot_prune.families.smolvlm.model import PrunedVLAFlowMatching
 
 from ..pruned_policy import PrunedPolicyMixin
 from .configuration_pruned_smolvla import PrunedSmolVLAConfig

@@ -1,0 +1,306 @@
+"""The backbone-independent part of the pruned inference path, shared by the π0/π0.5 and SmolVLA adapters.
+
+PruningEngine  mixin: per-call flow (strategy, prefill, Euler loop, probe stage, trace), fallback,
+               TIES' all-layer attention columns. The adapter supplies the prefix embedding, the
+               prefill, one denoising step and the expert-attention capture (see "Adapter hooks").
+cut_prefix     applies a selection at the layer a strategy decided at (drop or mask).
+DenoiseRun     the velocity function of one call's Euler loop.
+AllLayersProbe runs the prefix unpruned and records every layer's input.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+import torch
+from lerobot.policies.common.flow_matching import euler_integrate
+from lerobot.policies.common.vla_utils import make_att_2d_masks
+from torch import Tensor
+
+from ..metrics import CallTrace
+from ..profiling import StrategyClock
+from ..selection import TokenSelection
+from ..strategies.base import PruningView, TokenPruner
+from ..strategies.none import NoPruningConfig
+from .prefix import Prefix, PrefixKV, VisualLayout, count_per_camera, img_masks_to_valid
+
+logger = logging.getLogger(__name__)
+
+
+class PruningEngine:
+    """Pruned `sample_actions` for an adapter mixed in before an upstream flow-matching model.
+
+    Adapter hooks: `tokens_per_camera`, `vlm_depth`, `suffix_length`, `default_num_steps`,
+    `full_prefix_length`, `embed_for_pruning`, `make_signals`, `prefill`, `denoise_with_prefix`,
+    `expert_capture`, `_unpruned_sample`, and optionally `_before_prefill` and `renumber_positions`.
+    """
+
+    family = ""  # the upstream policy type, reported in `backbone_info["type"]`
+    state_in_prefix = False  # whether `embed_for_pruning` and the visual-attention helpers take the state
+
+    def _init_pruning(self, pruner: TokenPruner | None) -> None:
+        self.pruner = pruner
+        self.last_trace: CallTrace | None = None
+        self.last_view: PruningView | None = None
+        self.last_selection: TokenSelection | None = None
+        self.call_index = 0
+        self.fallback_count = 0
+        self.strategy_clock = StrategyClock()
+
+    @property
+    def backbone_info(self) -> dict:
+        """What identifies the backbone for saved statistics (TIES calibration)."""
+        return {"type": self.family, "vlm_depth": self.vlm_depth,
+                "width": self.language_model.config.hidden_size, "tokens_per_camera": self.tokens_per_camera}  # fmt: skip
+
+    def reset_pruning(self) -> None:
+        self.call_index = 0
+        if self.pruner is not None:
+            self.pruner.reset()
+
+    def _before_prefill(self) -> None:
+        """Called once per pruned call before any layer runs."""
+
+    def renumber_positions(self, prefix: Prefix) -> Tensor:
+        """`[B, L]` RoPE positions of a prefix whose pruned tokens were removed before the VLM."""
+        return torch.cumsum(prefix.pad, dim=1) - 1
+
+    @torch.no_grad()
+    def pruned_sample_actions(self, images, img_masks, lang_tokens, lang_masks, state: Tensor | None,
+                              noise=None, num_steps=None, **kwargs) -> Tensor:  # fmt: skip
+        """The upstream `sample_actions` with the strategy applied; `[B, chunk_size, max_action_dim]`."""
+        pruner = self.pruner
+        if pruner is None or pruner.is_noop():
+            actions = self._unpruned_sample(
+                images, img_masks, lang_tokens, lang_masks, state, noise, num_steps, kwargs
+            )
+            self._record_full_vision_call(img_masks, lang_masks, num_steps)
+            return actions
+        device = lang_tokens.device
+        pruner.check_ready()
+        every_prompt = check_language(pruner, lang_masks)
+        num_steps = num_steps or self.default_num_steps
+        if noise is None:
+            shape = (lang_tokens.shape[0], self.config.chunk_size, self.config.max_action_dim)
+            noise = self.sample_noise(shape, device)
+        self._before_prefill()
+        prefix, suffix_offset, visual_index = self.embed_for_pruning(
+            images, img_masks, lang_tokens, lang_masks, pruner, state=state
+        )
+        view = self.make_view(prefix, visual_index, len(images), pruner)
+        view.signals.every_prompt = every_prompt
+        clock = self.strategy_clock
+        clock.seconds = 0.0
+        with clock.section(device):
+            pruner.prepare(view)
+        kv, selection, fell_back = self.prefill(prefix, suffix_offset, view, pruner)
+        run = DenoiseRun(self, state, kv, view, pruner.expert_layers(view), pruner.expert_steps)
+        if pruner.stage == "mask_all_layers":
+            run.after_first_step = lambda: self._decide_after_probe(prefix, suffix_offset, view, pruner)
+        actions = euler_integrate(
+            run,
+            noise,
+            num_steps,
+            rtc_processor=self.rtc_processor,
+            rtc_enabled=self._rtc_enabled(),
+            inference_delay=kwargs.get("inference_delay"),
+            prev_chunk_left_over=kwargs.get("prev_chunk_left_over"),
+            execution_horizon=kwargs.get("execution_horizon"),
+        )
+        if pruner.stage == "mask_all_layers":
+            selection, fell_back, reruns = run.decision
+        else:
+            reruns = 0
+        view.expert_attention = run.capture.result() if run.capture is not None else view.expert_attention
+        view.extras["actions"] = actions
+        with clock.section(device):
+            pruner.observe(view, selection)
+        self.last_view, self.last_selection = view, selection
+        lengths = run.kv.layer_lengths
+        self._record_call(view, selection, lengths, len(images), lang_masks, num_steps, fell_back, reruns)
+        return actions
+
+    @torch.compiler.disable
+    def _record_call(self, view: PruningView, selection: TokenSelection | None, prefix_lengths: list[int],
+                     num_cameras: int, lang_masks: Tensor, num_steps: int, fell_back: bool,
+                     reruns: int) -> None:  # fmt: skip
+        """Host-side bookkeeping after a pruned call: the trace (reads counts to the host) and `call_index`.
+
+        Kept out of torch.compile: a changing Python int read in a compiled frame is guarded on and would
+        recompile every call, and the trace's `.cpu()` copies belong after the device work anyway.
+        """
+        ids, valid, cameras = view.camera_ids, view.visual_valid, view.num_cameras
+        self.last_trace = CallTrace(
+            kept_per_camera=count_per_camera(ids, selection, cameras, valid).cpu(),
+            valid_per_camera=count_per_camera(ids, None, cameras, valid).cpu(),
+            prefix_lengths=prefix_lengths,
+            full_length=self.full_prefix_length(num_cameras, lang_masks),
+            suffix_length=self.suffix_length,
+            num_steps=num_steps,
+            fallback=fell_back,
+            extra_prefix_passes=reruns,
+            extra_steps=reruns,
+            diagnostics=self.pruner.diagnostics(),
+        )
+        self.call_index += 1
+
+    @torch.compiler.disable
+    def _record_full_vision_call(self, img_masks, lang_masks, num_steps) -> None:
+        """`_record_call` of an unpruned call."""
+        self.last_trace = self._full_vision_trace(img_masks, lang_masks, num_steps)
+        self.last_selection = None
+        self.call_index += 1
+
+    @torch.no_grad()
+    def visual_attention_columns(self, images, img_masks, lang_tokens, lang_masks,
+                                 state: Tensor | None = None) -> tuple[Tensor, Tensor]:  # fmt: skip
+        """Unpruned prefill; returns (`[B, depth, M]` attention onto each visual key at every VLM layer,
+        mean over heads and valid prefix rows; `[B, M]` valid). TIES calibration uses it."""
+        probe = AllLayersProbe(NoPruningConfig())
+        self._before_prefill()
+        prefix, suffix_offset, visual_index = self.embed_for_pruning(
+            images, img_masks, lang_tokens, lang_masks, probe, state=state
+        )
+        view = self.make_view(prefix, visual_index, len(images), probe)
+        probe.prepare(view)
+        self.prefill(prefix, suffix_offset, view, probe)
+        columns = [view.signals.attention_to_visual("all", layer=layer) for layer in range(view.vlm_depth)]
+        return torch.stack(columns, dim=1), view.visual_valid
+
+    def make_view(
+        self, prefix: Prefix, visual_index: Tensor, num_cameras: int, pruner: TokenPruner
+    ) -> PruningView:
+        default_layer = pruner.prune_layer - 1 if pruner.stage == "in_llm" else None
+        return PruningView(
+            visual_valid=prefix.visual_valid,
+            camera_ids=prefix.camera_ids,
+            num_cameras=num_cameras,
+            signals=self.make_signals(prefix, default_layer),
+            visual_index=visual_index,
+            tokens_per_camera=self.tokens_per_camera,
+            vlm_depth=self.vlm_depth,
+        )
+
+    def _decide_after_probe(self, prefix: Prefix, suffix_offset: Tensor, view: PruningView,
+                            pruner: TokenPruner) -> tuple[PrefixKV | None, TokenSelection | None, bool]:  # fmt: skip
+        """Second half of a probing strategy: select from the probe's signals; rebuild the cache if needed."""
+        selection, fell_back = self._run_strategy(pruner, view)
+        if selection is None:
+            return None, None, fell_back
+        kv, _, _ = self.prefill(prefix, suffix_offset, view, pruner, forced=selection)
+        return kv, selection, fell_back
+
+    def _run_strategy(self, pruner: TokenPruner, view: PruningView) -> tuple[TokenSelection | None, bool]:
+        """Returns the strategy's selection and whether it failed and fell back to full vision."""
+        try:
+            with self.strategy_clock.section(view.visual_valid.device):
+                return pruner.select(view), False
+        except Exception:
+            if pruner.config.fallback == "raise":
+                raise
+            self.fallback_count += 1
+            logger.warning("Strategy %r failed; this call runs with full vision.", pruner.config.type,
+                           exc_info=True)  # fmt: skip
+            return None, True
+
+    def _full_vision_trace(self, img_masks, lang_masks, num_steps) -> CallTrace:
+        valid = count_per_camera(
+            torch.arange(len(img_masks), device=lang_masks.device).repeat_interleave(self.tokens_per_camera),
+            None, len(img_masks), img_masks_to_valid(img_masks, self.tokens_per_camera),
+        ).cpu()  # fmt: skip
+        length = self.full_prefix_length(len(img_masks), lang_masks)
+        return CallTrace(
+            kept_per_camera=valid,
+            valid_per_camera=valid,
+            prefix_lengths=[length] * self.vlm_depth,
+            full_length=length,
+            suffix_length=self.suffix_length,
+            num_steps=num_steps or self.default_num_steps,
+            fallback=False,
+        )
+
+
+def check_language(pruner: TokenPruner, lang_masks: Tensor) -> bool | None:
+    """Whether every sample has a language token, read once at call entry when the strategy's attention
+    query needs one (None otherwise), so the signals can refuse an empty prompt without a host sync."""
+    if pruner.language_query() is None:
+        return None
+    return bool(lang_masks.any(dim=1).all())
+
+
+@dataclass
+class Cut:
+    """The prefix state after a selection was applied before a layer."""
+
+    prefix: Prefix
+    hidden: Tensor  # [B, L', D] input of the layer
+    layout: VisualLayout
+    mask_2d: Tensor  # [B, L', L'] bool
+    key_mask: Tensor  # [B, L'] bool
+    suffix_offset: Tensor  # [B]
+
+
+def cut_prefix(model: PruningEngine, prefix: Prefix, hidden: Tensor, mask_2d: Tensor, suffix_offset: Tensor,
+               selection: TokenSelection, pruner: TokenPruner, first_layer: bool) -> Cut:  # fmt: skip
+    """Applies `selection` before a layer: "drop" keeps the selected columns only (renumbering positions
+    before layer 0 unless the strategy preserves them), "mask" hides the pruned keys."""
+    if pruner.mode == "drop":
+        prefix = replace(prefix, embs=hidden).keep(selection)
+        layout = VisualLayout(prefix.num_visual, selection.keep_idx, selection.valid.float())
+        if first_layer and not pruner.preserve_positions:
+            prefix.pos = model.renumber_positions(prefix)
+            suffix_offset = prefix.pad.sum(dim=1)
+        key_mask = prefix.pad
+        return Cut(prefix, prefix.embs, layout, make_att_2d_masks(prefix.pad, prefix.att), key_mask,
+                   suffix_offset)  # fmt: skip
+    key_mask = prefix.key_mask(selection)
+    layout = VisualLayout(prefix.num_visual)
+    return Cut(prefix, hidden, layout, mask_2d & key_mask[:, None, :], key_mask, suffix_offset)
+
+
+class DenoiseRun:
+    """The velocity function of one call's Euler loop: reads the prefix cache, captures the expert's
+    attention on the requested steps, and lets a probing strategy swap the cache after the first step."""
+
+    def __init__(self, model: PruningEngine, state: Tensor | None, kv: PrefixKV, view: PruningView,
+                 layers: list[int], steps: str):  # fmt: skip
+        self.model, self.state, self.kv, self.view, self.steps = model, state, kv, view, steps
+        self.capture = model.expert_capture(kv, layers, view.visual_valid.shape[1]) if layers else None
+        self.after_first_step = None
+        self.decision = (None, False, 0)
+        self.step = 0
+        kv.reading = True
+
+    def __call__(self, x_t: Tensor, timestep: Tensor) -> Tensor:
+        capturing = self.capture is not None and (self.steps == "all" or self.step == 0)
+        if capturing:
+            self.capture.start()  # explicit calls rather than `with`: torch.compile traces them
+            try:
+                velocity = self.model.denoise_with_prefix(self.state, self.kv, x_t, timestep)
+            finally:
+                self.capture.stop()
+        else:
+            velocity = self.model.denoise_with_prefix(self.state, self.kv, x_t, timestep)
+        if self.step == 0 and self.after_first_step is not None:
+            self.view.expert_attention = self.capture.result() if self.capture is not None else None
+            kv, selection, fell_back = self.after_first_step()
+            self.decision = (selection, fell_back, int(kv is not None))
+            if kv is not None:
+                self.kv = kv
+                kv.reading = True
+                velocity = self.model.denoise_with_prefix(self.state, kv, x_t, timestep)
+        self.step += 1
+        return velocity
+
+
+class AllLayersProbe(TokenPruner):
+    """Runs the prefix unpruned and records every layer's input (for attention at all layers)."""
+
+    stage = "mask_all_layers"
+
+    def prepare(self, view: PruningView) -> None:
+        view.signals.capture_layers(range(view.vlm_depth))
+
+    def select(self, view: PruningView) -> None:
+        return None

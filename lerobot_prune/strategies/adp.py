@@ -87,7 +87,14 @@ class ADPConfig(KeepRatioConfig):
             raise ValueError(
                 f"pruning.action_slice={self.action_slice} must span 6 values (xyz + rpy deltas)."
             )
-        self.make_gate()  # validates the gate fields
+        if not (math.isfinite(self.min_delta_pos) and self.min_delta_pos >= 0):
+            raise ValueError(
+                f"pruning.min_delta_pos={self.min_delta_pos} must be a finite number >= 0 (a length)."
+            )
+        try:
+            self.make_gate()  # validates the gate fields
+        except ValueError as error:  # the gate names its own fields; here they are pruning fields
+            raise ValueError(f"pruning.{error}") from None
 
     def make_gate(self) -> ActionAwareGate:
         return ActionAwareGate(

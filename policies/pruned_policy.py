@@ -42,6 +42,7 @@ from lerobot_prune.metrics import PruningReport
 from lerobot_prune.observe import notify_call
 from lerobot_prune.registry import build_pruner
 from lerobot_prune.reporting import register_report
+from lerobot_prune.strategies.degenerate import degenerate_settings, warm_up_outlasted_episode
 from lerobot_prune.threads import check_not_threaded_eval
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,9 @@ class PrunedPolicyMixin:
             config, rtc_processor=self.rtc_processor, pruner=build_pruner(config.pruning)
         )
         self.model.pruner.bind(config, None, self.model.backbone_info)
+        for warning in degenerate_settings(config.pruning, self.model.tokens_per_camera):
+            logger.warning(warning)
+        self._episode_calls, self._warned_warm_up = 0, False
         if (
             kwargs.get("dataset_meta") is not None
         ):  # built for training: a strategy that cannot train says so now
@@ -87,6 +91,12 @@ class PrunedPolicyMixin:
         check_not_threaded_eval()  # threads sharing this policy would mix per-episode strategy state
         super().reset()
         if hasattr(self, "report"):
+            warms_up = getattr(self.model.pruner, "uses_history", False)  # VLA-Pruner's temporal history
+            warning = warm_up_outlasted_episode(self.config.pruning, self._episode_calls, warms_up)
+            if warning and not self._warned_warm_up:
+                logger.warning(warning)
+                self._warned_warm_up = True
+            self._episode_calls = 0
             self.model.reset_pruning()
             self.report.end_episode()
 
@@ -122,6 +132,7 @@ class PrunedPolicyMixin:
         if actions.is_cuda:
             torch.cuda.synchronize(actions.device)
         self.report.add_call(self.model.last_trace, time.perf_counter() - start, *self.model.layer_dims)
+        self._episode_calls += 1
         notify_call(self, batch)
         return actions
 

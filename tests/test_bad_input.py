@@ -150,3 +150,31 @@ def test_calibrate_needs_one_frame_source(tmp_path):
         calibrate(CalibrateArgs(policy_path=str(tmp_path)))
     with pytest.raises(ValueError, match="is not a checkpoint folder"):
         calibrate(CalibrateArgs(policy_path=str(tmp_path / "absent"), env_type="pusht"))
+
+
+def test_degenerate_settings_warn_once(caplog):
+    from test_observation_checks import good_batch
+
+    with caplog.at_level("WARNING"):
+        make_pruned("fastv", num_cameras=1, keep_ratio=0.004)
+        make_pruned("dtp", num_cameras=1, layers=[1, 2], region_ratio=0.01)
+    assert "keep_ratio=0.004 keeps 1 of 256 visual tokens per camera" in caplog.text
+    assert "region_ratio=0.01 makes DTP's prompt region 3 of 256 tokens" in caplog.text
+
+    def episodes(policy, calls: int, count: int) -> str:
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            for _ in range(count):
+                for _ in range(calls):
+                    policy.predict_action_chunk(good_batch())
+                policy.reset()
+        return caplog.text
+
+    warned = episodes(make_pruned("vla_pruner", num_cameras=1, keep_ratio=0.5, window=3), calls=2, count=2)
+    assert warned.count("pruning.window=3 is longer than this episode (2 policy calls)") == 1
+    assert "pruning.window" not in episodes(
+        make_pruned("vla_pruner", num_cameras=1, window=3), calls=4, count=1
+    )
+    assert "pruning.window" not in episodes(
+        make_pruned("vla_pruner_prefill_only", num_cameras=1), calls=2, count=1
+    )

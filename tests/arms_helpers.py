@@ -6,43 +6,23 @@ adding their base type to `ROBOT_CHECKPOINTS`.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from lerobot_prune import make_pruning_config
 from lerobot_prune.testing.checkpoints import tiny_pruned_robot
-from lerobot_prune.testing.fake_feetech import LOG_ENV, read_bus_log, write_calibration_file
+from lerobot_prune.testing.fake_feetech import read_bus_log
+from lerobot_prune.testing.so101 import ROBOT_ID, fake_bus_command, fake_bus_env, so101_args  # noqa: F401
 
-ROBOT_ID = "prune_test_arm"
 TASK = "pick up the cube"
 # Tiny checkpoints for an SO-101 with one camera "front", per pruned policy type.
 ROBOT_CHECKPOINTS = {"pruned_pi0": "pi0", "pruned_pi05": "pi05"}  # pruned type -> base type
 PRUNING = {"type": "fastv", "keep_ratio": 0.25}  # prunes from the first call on
 
 
-def make_robot_checkpoint(policy_type: str, out: Path):
-    pruning = make_pruning_config(PRUNING["type"], keep_ratio=PRUNING["keep_ratio"])
+def make_robot_checkpoint(policy_type: str, out: Path, pruning: dict = PRUNING):
+    pruning = make_pruning_config(pruning["type"], keep_ratio=pruning["keep_ratio"])
     return tiny_pruned_robot(out, pruning, policy_type=ROBOT_CHECKPOINTS[policy_type])
-
-
-def so101_args(workdir: Path, camera: str = "front", port: str = "/dev/prune_fake_bus") -> list[str]:
-    """`--robot.*` arguments of an emulated SO-101 with one fake camera; writes its calibration file."""
-    calibration = write_calibration_file(workdir / "calibration", ROBOT_ID).parent
-    return [
-        "--robot.type=so101_follower", f"--robot.port={port}", f"--robot.id={ROBOT_ID}",
-        f"--robot.calibration_dir={calibration}",
-        f"--robot.cameras={{{camera}: {{type: prune_fake_camera, width: 128, height: 96, fps: 30}}}}",
-    ]  # fmt: skip
-
-
-def fake_bus_command(module: str, args: list[str]) -> list[str]:
-    return [sys.executable, "-m", "lerobot_prune.testing.fake_bus", module, *args]
-
-
-def fake_bus_env(bus_log: Path) -> dict[str, str]:
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", LOG_ENV: str(bus_log)}
 
 
 def run_rollout(ckpt: Path, workdir: Path, extra: list[str] = (), duration: int = 3, camera: str = "front",

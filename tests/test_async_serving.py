@@ -7,11 +7,13 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
-from arms_helpers import fake_bus_command, fake_bus_env, so101_args
+from arms_helpers import TASK, fake_bus_env, make_robot_checkpoint
 
 from lerobot_prune.testing.fake_feetech import read_bus_log
+from lerobot_prune.testing.so101 import robot_client_command
 
 pytestmark = pytest.mark.robot
 
@@ -59,12 +61,9 @@ def test_serve_runs_a_pruned_policy_for_the_lerobot_robot_client(robot_checkpoin
     client = None
     try:
         _wait_for(lambda: "PolicyServer started" in server_log.read_text(), 120, "the server", server)
-        client_args = [*so101_args(tmp_path), f"--server_address=127.0.0.1:{port}", f"--policy_type={policy_type}",
-                       f"--pretrained_name_or_path={robot_checkpoint}", "--policy_device=cpu",
-                       "--actions_per_chunk=10", "--task=pick up the cube", "--fps=10"]  # fmt: skip
+        command = robot_client_command(tmp_path, f"127.0.0.1:{port}", robot_checkpoint, policy_type, TASK)
         with open(client_log, "w") as out:
-            client = subprocess.Popen(fake_bus_command("lerobot.async_inference.robot_client", client_args),
-                                      stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
+            client = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
                                       stdin=subprocess.DEVNULL)  # fmt: skip
         _wait_for(lambda: len(read_bus_log(bus_log, "Goal_Position")) >= 3, 180, "actions on the bus", client)
     finally:
@@ -86,3 +85,69 @@ def test_serve_runs_a_pruned_policy_for_the_lerobot_robot_client(robot_checkpoin
     assert client_rc is not None and "Control loop thread starting" in client_log.read_text()
     writes = read_bus_log(bus_log, "Goal_Position")
     assert all(sorted(w["values"]) == ["1", "2", "3", "4", "5", "6"] for w in writes)
+
+
+def _start(command: list[str], log: Path, env: dict, cwd: Path) -> subprocess.Popen:
+    with open(log, "w") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                                stdin=subprocess.DEVNULL)  # fmt: skip
+
+
+def test_serve_gives_each_robot_client_its_own_policy_and_refuses_one_too_many(tmp_path):
+    """Two LeRobot clients with different pruned policies on one server: each gets its own session; a third
+    is refused with a clear reason; when one client dies mid-episode the other keeps acting and the dead
+    client's slot goes to the next one after `session_timeout_s`."""
+    ckpts = {name: make_robot_checkpoint("pruned_pi0", tmp_path / name, pruning) for name, pruning in
+             {"a": {"type": "fastv", "keep_ratio": 0.25}, "b": {"type": "vla_pruner", "keep_ratio": 0.5}}.items()}  # fmt: skip
+    port, server_log = _free_port(), tmp_path / "server.log"
+    server = _start([shutil.which("lerobot-prune"), "serve", "--host=127.0.0.1", f"--port={port}",
+                     "--max_clients=2", "--session_timeout_s=5"], server_log, fake_bus_env(tmp_path / "x"), tmp_path)  # fmt: skip
+    clients, bus = {}, {}
+
+    def client(name: str, ckpt: Path) -> subprocess.Popen:
+        workdir = tmp_path / f"client_{name}"
+        workdir.mkdir()
+        bus[name] = workdir / "bus.jsonl"
+        command = robot_client_command(workdir, f"127.0.0.1:{port}", ckpt, "pruned_pi0", TASK)
+        clients[name] = _start(command, workdir / "client.log", fake_bus_env(bus[name]), workdir)
+        return clients[name]
+
+    def writes(name: str) -> int:
+        return len(read_bus_log(bus[name], "Goal_Position"))
+
+    try:
+        _wait_for(lambda: "PolicyServer started" in server_log.read_text(), 120, "the server", server)
+        client("a", ckpts["a"])
+        client("b", ckpts["b"])
+        _wait_for(lambda: writes("a") >= 3 and writes("b") >= 3, 240, "actions on both buses", server)
+        refused = client("c", ckpts["a"])
+        assert refused.wait(timeout=120) is not None
+        clients["a"].kill()  # disconnects mid-episode, without a goodbye
+        clients["a"].wait()
+        before = writes("b")
+        _wait_for(
+            lambda: writes("b") >= before + 5, 120, "client b acting after a left", server, clients["b"]
+        )
+        time.sleep(6)  # a's session is now idle for longer than session_timeout_s
+        client("d", ckpts["a"])
+        _wait_for(lambda: writes("d") >= 3, 180, "the new client taking a's slot", server, clients["b"])
+    finally:
+        for proc in clients.values():
+            _stop(proc, signal.SIGINT, timeout=10)
+        _stop_or_kill(server, signal.SIGTERM)
+        for proc in clients.values():
+            if proc.poll() is None:
+                proc.kill()
+    served = server_log.read_text()
+    refusal = (tmp_path / "client_c" / "client.log").read_text()
+    assert "RESOURCE_EXHAUSTED" in refusal and "max_clients=2" in refusal, refusal[-2000:]
+    opened = re.findall(r"Session for (\S+) opened", served)
+    assert len(opened) == 3 and len(set(opened)) == 3, served[-3000:]  # a, b, then d; never c
+    peer_a, peer_b, peer_d = opened
+    assert f"Session for {peer_a} closed" in served
+    # Each session loaded its own client's checkpoint and answered with its own peer in front.
+    for peer, ckpt in ((peer_a, ckpts["a"]), (peer_b, ckpts["b"]), (peer_d, ckpts["a"])):
+        assert f"[{peer}] Receiving policy instructions from {peer}" in served
+        assert re.search(rf"\[{re.escape(peer)}\] .*Pretrained name or path: {re.escape(str(ckpt))}", served)
+        assert f"[{peer}] Action chunk #" in served
+    assert "Error in StreamActions" not in served and "Traceback" not in served, served[-3000:]

@@ -2,15 +2,19 @@
 
 LeRobot's server (`lerobot.async_inference.policy_server`) neither loads third-party plugins nor accepts
 policy types outside its `SUPPORTED_POLICIES` list. This command registers the plugins, appends the
-registered `pruned_*` types to that list (the one change, made in `allow_pruned_policies`), and then runs
-LeRobot's own `serve` with the same arguments as `python -m lerobot.async_inference.policy_server`
-(`--host`, `--port`, `--fps`, `--inference_latency`, `--obs_queue_timeout`).
+registered `pruned_*` types to that list (`allow_pruned_policies`), and runs LeRobot's `PolicyServer` with the
+same arguments as `python -m lerobot.async_inference.policy_server` (`--host`, `--port`, `--fps`,
+`--inference_latency`, `--obs_queue_timeout`), one instance per robot client (`serve_sessions`), plus
+`--max_clients` and `--session_timeout_s`.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+from dataclasses import dataclass
+
+from lerobot.async_inference.configs import PolicyServerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -41,19 +45,30 @@ def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+@dataclass
+class ServeConfig(PolicyServerConfig):
+    """LeRobot's `PolicyServerConfig` plus the session settings of `serve_sessions.SessionRouter`."""
+
+    # Robot clients served at once, each with its own policy instance (memory grows with it).
+    max_clients: int = 1
+    # A session with no call for this long gives its slot to a new client (must exceed obs_queue_timeout).
+    session_timeout_s: float = 10.0
+
+
 def serve(argv: list[str]) -> None:
-    """Parses `PolicyServerConfig` from `argv` and runs LeRobot's server until SIGINT/SIGTERM."""
+    """Parses `ServeConfig` from `argv` and runs LeRobot's server, one session per client, until SIGINT/SIGTERM."""
     import draccus
-    from lerobot.async_inference import policy_server
-    from lerobot.async_inference.configs import PolicyServerConfig
     from lerobot.utils.import_utils import register_third_party_plugins
+
+    from .serve_sessions import check_session_settings, serve_sessions
 
     register_third_party_plugins()
     added = allow_pruned_policies()
-    config = draccus.parse(PolicyServerConfig, args=argv)
+    config = draccus.parse(ServeConfig, args=argv)
+    check_session_settings(config.max_clients, config.session_timeout_s, config.obs_queue_timeout)
     logger.info("Policy server accepts the pruned types %s", added)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        policy_server.serve(config)
+        serve_sessions(config, config.max_clients, config.session_timeout_s)
     except KeyboardInterrupt:
         logger.info("Policy server stopped")

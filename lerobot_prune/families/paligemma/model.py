@@ -7,8 +7,9 @@ Class map:
 
 Modifications to the upstream inference path (only when the strategy can remove a token; otherwise the
 upstream `sample_actions` runs untouched):
-    * the prefix runs through our own layer loop so a strategy can act before layer K (in-LLM) or
-      before the VLM (pre-LLM), by dropping tokens (gather) or masking their keys;
+    * the prefix runs through the engine's layer loop (`engine/prefill.py`, calling the upstream decoder
+      layers) so a strategy can act before layer K (in-LLM) or before the VLM (pre-LLM), by dropping
+      tokens (gather) or masking their keys;
     * the action expert runs through our own layer loop with a per-layer prefix key mask, because the
       KV cache of layers >= K holds only the kept tokens. It reads the prefix cache without copying it.
 

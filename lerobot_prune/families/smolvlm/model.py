@@ -1,8 +1,9 @@
 """SmolVLA adapter: LeRobot's `VLAFlowMatching` with visual-token pruning at inference.
 
 `PrunedVLAFlowMatching` has the upstream parameters and state-dict keys. When the strategy can remove a
-token, the prefix and the action expert run through the layer loops below (same math as upstream);
-otherwise the upstream `sample_actions` runs untouched.
+token, the prefix runs through the engine's prefill loop with the decoder-layer call below, and the action
+expert through the layer loop below (same math as upstream); otherwise the upstream `sample_actions` runs
+untouched.
 
 SmolVLA's prefix is, per camera, [<fake><global-img>] image tokens [<fake>] (the special tokens only with
 `add_image_special_tokens`), then the language tokens, then ONE state token, then padding up to

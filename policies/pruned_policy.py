@@ -6,7 +6,8 @@ PI0Policy)`). The subclass names its adapter model in `model_class`; the adapter
 `last_trace`, `layer_dims`, `backbone_info` and `reset_pruning()`.
 
 Modifications to the upstream policy:
-    * `self.model` is the adapter (base checkpoints load strictly);
+    * `self.model` is the adapter, built by the upstream constructor in place of the upstream model
+      (`upstream_builds`; base checkpoints load strictly);
     * `forward` (training) applies the strategy when `pruning.in_training` and adds `pruning/*` metrics,
       which `lerobot-train` logs as `train/pruning/*`; a training dataset is checked against the strategy;
     * `reset()` also clears the strategy's per-episode state and closes an episode in the report, and refuses
@@ -22,15 +23,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
 import torch
 from lerobot.configs import PreTrainedConfig
 from lerobot.configs.types import NormalizationMode
-from lerobot.policies.pretrained import PreTrainedPolicy
 from lerobot.utils.constants import OBS_IMAGES, OBS_LANGUAGE_TOKENS, OBS_STATE
 from safetensors.torch import load_file
 from torch import Tensor
@@ -46,6 +51,7 @@ from lerobot_prune.strategies.degenerate import degenerate_settings, warm_up_out
 from lerobot_prune.threads import check_not_threaded_eval
 
 logger = logging.getLogger(__name__)
+_BUILD_LOCK = threading.Lock()
 HUB_KWARGS = frozenset(
     {"force_download", "resume_download", "proxies", "token", "cache_dir", "local_files_only", "revision"}
 )
@@ -58,26 +64,15 @@ class PrunedPolicyMixin:
     base_type: ClassVar[str]  # the upstream policy type, e.g. "pi0"
 
     def __init__(self, config, **kwargs):
-        PreTrainedPolicy.__init__(self, config)  # the upstream __init__ would build a second, unpruned model
-        config.validate_features()
-        if kwargs.get("dataset_meta") is not None:  # lerobot-train passes the training dataset's metadata
-            config.pruning.validate_for_dataset(kwargs["dataset_meta"].features)
-        config.pruning.validate_for_policy(config)
-        self.config = config
-        self.init_rtc_processor()
-        self.model = self.model_class(
-            config, rtc_processor=self.rtc_processor, pruner=build_pruner(config.pruning)
-        )
+        dataset_meta = kwargs.get("dataset_meta")  # lerobot-train passes the training dataset's metadata
+        with upstream_builds(self.model_class, partial(self._build_model, dataset_meta=dataset_meta)):
+            super().__init__(config, **kwargs)
         self.model.pruner.bind(config, None, self.model.backbone_info)
         for warning in degenerate_settings(config.pruning, self.model.tokens_per_camera):
             logger.warning(warning)
         self._episode_calls, self._warned_warm_up = 0, False
-        if (
-            kwargs.get("dataset_meta") is not None
-        ):  # built for training: a strategy that cannot train says so now
+        if dataset_meta is not None:  # built for training: a strategy that cannot train says so now
             self.model.check_training()
-        if getattr(config, "gradient_checkpointing", False):
-            self.model.gradient_checkpointing_enable()
         self.model.to(config.device)
         self.report = PruningReport(
             strategy=config.pruning.type,
@@ -86,6 +81,14 @@ class PrunedPolicyMixin:
         )
         register_report(self.report, config.pruning)
         self.reset()
+
+    def _build_model(self, config, rtc_processor=None, dataset_meta=None):
+        """What the upstream constructor calls for its model, after it validated the features: checks the
+        strategy against them (and a training dataset's), then builds the adapter with the strategy."""
+        if dataset_meta is not None:
+            config.pruning.validate_for_dataset(dataset_meta.features)
+        config.pruning.validate_for_policy(config)
+        return self.model_class(config, rtc_processor=rtc_processor, pruner=build_pruner(config.pruning))
 
     def reset(self):
         check_not_threaded_eval()  # threads sharing this policy would mix per-episode strategy state
@@ -220,3 +223,22 @@ class PrunedPolicyMixin:
         """Upstream checkpoint keys -> this module's keys (π0 family: openpi fixes and the `model.` prefix)."""
         state_dict = self._fix_pytorch_state_dict_keys(state_dict, self.config)
         return {k if k.startswith("model.") else f"model.{k}": v for k, v in state_dict.items()}
+
+
+@contextmanager
+def upstream_builds(model_class: type, build) -> Iterator[None]:
+    """Within this block, the upstream policy constructor builds its model with `build` instead of the
+    upstream model class that `model_class` subclasses (its name in LeRobot's modeling module), so the
+    policy is LeRobot's own `__init__` and the model is built once."""
+    upstream = next(c for c in model_class.__mro__ if c.__module__.startswith("lerobot.policies."))
+    module, name = sys.modules[upstream.__module__], upstream.__name__
+    with _BUILD_LOCK:
+        if getattr(module, name) is not upstream:
+            raise RuntimeError(
+                f"{module.__name__}.{name} is not LeRobot's {name}; cannot build {model_class}."
+            )
+        setattr(module, name, build)
+        try:
+            yield
+        finally:
+            setattr(module, name, upstream)

@@ -1,9 +1,9 @@
 """The backbone-independent part of the pruned inference path, shared by the π0/π0.5 and SmolVLA adapters.
 
 PruningEngine  mixin: per-call flow (strategy, prefill, Euler loop, probe stage, trace), fallback,
-               TIES' all-layer attention columns. The adapter supplies the prefix embedding, the
-               prefill, one denoising step and the expert-attention capture (see "Adapter hooks").
-cut_prefix     applies a selection at the layer a strategy decided at (drop or mask).
+               TIES' all-layer attention columns. The adapter supplies the prefix embedding, one VLM
+               layer call (`prefill.PrefillLoop`), one denoising step and the expert-attention capture
+               (see "Adapter hooks").
 DenoiseRun     the velocity function of one call's Euler loop.
 AllLayersProbe runs the prefix unpruned and records every layer's input.
 """
@@ -11,11 +11,9 @@ AllLayersProbe runs the prefix unpruned and records every layer's input.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
 
 import torch
 from lerobot.policies.common.flow_matching import euler_integrate
-from lerobot.policies.common.vla_utils import make_att_2d_masks
 from torch import Tensor
 
 from ..metrics import CallTrace
@@ -23,17 +21,19 @@ from ..profiling import StrategyClock
 from ..selection import TokenSelection
 from ..strategies.base import PruningView, TokenPruner
 from ..strategies.none import NoPruningConfig
-from .prefix import Prefix, PrefixKV, VisualLayout, count_per_camera, img_masks_to_valid
+from .prefill import PrefillLoop
+from .prefix import Prefix, PrefixKV, count_per_camera, img_masks_to_valid
 
 logger = logging.getLogger(__name__)
 
 
-class PruningEngine:
+class PruningEngine(PrefillLoop):
     """Pruned `sample_actions` for an adapter mixed in before an upstream flow-matching model.
 
     Adapter hooks: `tokens_per_camera`, `vlm_depth`, `suffix_length`, `default_num_steps`,
-    `full_prefix_length`, `embed_for_pruning`, `make_signals`, `prefill`, `denoise_with_prefix`,
-    `expert_capture`, `_unpruned_sample`, and optionally `_before_prefill` and `renumber_positions`.
+    `full_prefix_length`, `embed_for_pruning`, `make_signals`, `_run_vlm_layer`, `denoise_with_prefix`,
+    `expert_capture`, `_unpruned_sample`, and optionally `_before_prefill`, `renumber_positions`,
+    `_prefill_hidden` and `_prefill_context` (the last three: see `PrefillLoop`).
     """
 
     family = ""  # the upstream policy type, reported in `backbone_info["type"]`
@@ -227,36 +227,6 @@ def check_language(pruner: TokenPruner, lang_masks: Tensor) -> bool | None:
     if pruner.language_query() is None:
         return None
     return bool(lang_masks.any(dim=1).all())
-
-
-@dataclass
-class Cut:
-    """The prefix state after a selection was applied before a layer."""
-
-    prefix: Prefix
-    hidden: Tensor  # [B, L', D] input of the layer
-    layout: VisualLayout
-    mask_2d: Tensor  # [B, L', L'] bool
-    key_mask: Tensor  # [B, L'] bool
-    suffix_offset: Tensor  # [B]
-
-
-def cut_prefix(model: PruningEngine, prefix: Prefix, hidden: Tensor, mask_2d: Tensor, suffix_offset: Tensor,
-               selection: TokenSelection, pruner: TokenPruner, first_layer: bool) -> Cut:  # fmt: skip
-    """Applies `selection` before a layer: "drop" keeps the selected columns only (renumbering positions
-    before layer 0 unless the strategy preserves them), "mask" hides the pruned keys."""
-    if pruner.mode == "drop":
-        prefix = replace(prefix, embs=hidden).keep(selection)
-        layout = VisualLayout(prefix.num_visual, selection.keep_idx, selection.valid.float())
-        if first_layer and not pruner.preserve_positions:
-            prefix.pos = model.renumber_positions(prefix)
-            suffix_offset = prefix.pad.sum(dim=1)
-        key_mask = prefix.pad
-        return Cut(prefix, prefix.embs, layout, make_att_2d_masks(prefix.pad, prefix.att), key_mask,
-                   suffix_offset)  # fmt: skip
-    key_mask = prefix.key_mask(selection)
-    layout = VisualLayout(prefix.num_visual)
-    return Cut(prefix, hidden, layout, mask_2d & key_mask[:, None, :], key_mask, suffix_offset)
 
 
 class DenoiseRun:

@@ -1,7 +1,6 @@
 """`PrunedPI0Policy`: LeRobot's `PI0Policy` running a token-pruning strategy (see `pruned_policy`)."""
 
 from lerobot.policies.pi0.modeling_pi0 import PI0Policy
-from lerobot.utils.import_utils import require_package
 
 from lerobot_prune.families.paligemma.model import PrunedPI0Pytorch
 
@@ -16,7 +15,3 @@ class PrunedPI0Policy(PrunedPolicyMixin, PI0Policy):
     name = "pruned_pi0"
     base_type = "pi0"
     model_class = PrunedPI0Pytorch
-
-    def __init__(self, config: PrunedPI0Config, **kwargs):
-        require_package("transformers", extra="pi")
-        super().__init__(config, **kwargs)

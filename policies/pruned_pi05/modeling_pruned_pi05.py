@@ -1,7 +1,6 @@
 """`PrunedPI05Policy`: LeRobot's `PI05Policy` running a token-pruning strategy (see `pruned_policy`)."""
 
 from lerobot.policies.pi05.modeling_pi05 import PI05Policy
-from lerobot.utils.import_utils import require_package
 
 from lerobot_prune.families.paligemma.model import PrunedPI05Pytorch
 
@@ -16,7 +15,3 @@ class PrunedPI05Policy(PrunedPolicyMixin, PI05Policy):
     name = "pruned_pi05"
     base_type = "pi05"
     model_class = PrunedPI05Pytorch
-
-    def __init__(self, config: PrunedPI05Config, **kwargs):
-        require_package("transformers", extra="pi")
-        super().__init__(config, **kwargs)

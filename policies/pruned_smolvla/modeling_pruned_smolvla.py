@@ -12,7 +12,6 @@ from pathlib import Path
 import torch
 from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
 from lerobot.utils.constants import ACTION, OBS_STATE
-from lerobot.utils.import_utils import require_package
 from torch import Tensor
 
 from lerobot_prune.families import check_architecture
@@ -29,10 +28,6 @@ class PrunedSmolVLAPolicy(PrunedPolicyMixin, SmolVLAPolicy):
     name = "pruned_smolvla"
     base_type = "smolvla"
     model_class = PrunedVLAFlowMatching
-
-    def __init__(self, config: PrunedSmolVLAConfig, **kwargs):
-        require_package("transformers", extra="smolvla")
-        super().__init__(config, **kwargs)
 
     def actions_queued(self) -> bool:
         return len(self._queues[ACTION]) > 0

@@ -7,8 +7,9 @@ Class map:
 
 Modifications to the upstream inference path (only when the strategy can remove a token; otherwise the
 upstream `sample_actions` runs untouched):
-    * the prefix runs through our own layer loop so a strategy can act before layer K (in-LLM) or
-      before the VLM (pre-LLM), by dropping tokens (gather) or masking their keys;
+    * the prefix runs through the engine's layer loop (`engine/prefill.py`, calling the upstream decoder
+      layers) so a strategy can act before layer K (in-LLM) or before the VLM (pre-LLM), by dropping
+      tokens (gather) or masking their keys;
     * the action expert runs through our own layer loop with a per-layer prefix key mask, because the
       KV cache of layers >= K holds only the kept tokens. It reads the prefix cache without copying it.
 
@@ -30,11 +31,10 @@ from lerobot.policies.pi05.modeling_pi05 import PI05Pytorch
 from torch import Tensor
 
 from ...engine.capture import ExpertAttentionCapture
-from ...engine.prefix import Prefix, PrefixKV, VisualLayout
-from ...engine.pruning_engine import PruningEngine, cut_prefix
+from ...engine.prefix import Prefix, PrefixKV
+from ...engine.pruning_engine import PruningEngine
 from ...metrics import LayerDims
-from ...selection import TokenSelection
-from ...strategies.base import PruningView, TokenPruner
+from ...strategies.base import TokenPruner
 from .arch import backbone_sizes
 from .signals import PaliGemmaSignals, register_expert_hooks
 from .training import PruningAwareTraining
@@ -132,74 +132,27 @@ class PaliGemmaPruning(PruningAwareTraining, PruningEngine):
             visual_index = cols[: prefix.num_visual]
         return prefix, suffix_offset, visual_index
 
-    def prefill(self, prefix: Prefix, suffix_offset: Tensor, view: PruningView, pruner: TokenPruner,
-                forced: TokenSelection | None = None,
-                training: bool = False) -> tuple[PrefixKV, TokenSelection | None, bool]:  # fmt: skip
-        """Runs the VLM over the prefix, applying `pruner`; returns (cache, selection, fell back).
+    def _prefill_hidden(self, prefix: Prefix) -> Tensor:
+        if self.language_model.layers[0].self_attn.q_proj.weight.dtype == torch.bfloat16:
+            return prefix.embs.to(torch.bfloat16)
+        return prefix.embs
 
-        `training` returns as soon as `pruner.select_for_training` decided at layer K (the cache is then
-        incomplete); the training forward (`training.py`) applies the selection itself.
-
-        The strategy decides before layer K (K=0: before the VLM, on embeddings). In "drop" mode layers
-        >= K run on the kept tokens only; in "mask" mode they run on the whole sequence with the pruned
-        keys masked. Kept tokens keep their positions unless a pre-LLM strategy renumbers them.
-        `forced` applies a known selection before layer 0 (the second pass of a probing strategy).
-        """
-        signals: PaliGemmaSignals = view.signals
-        layers = self.language_model.layers
-        kv = PrefixKV(len(layers))
-        if forced is None:
-            signals.kv = kv
-        else:
-            signals.wanted = set()  # signals keep describing the first pass
-        if forced is not None:
-            K = 0
-        elif pruner.stage == "mask_all_layers":
-            K = None
-        else:
-            K = pruner.prune_layer
-        selection, fell_back = None, False
-        layout = VisualLayout(prefix.num_visual)
-        mask_2d = make_att_2d_masks(prefix.pad, prefix.att)
-        key_mask = prefix.pad
-        hidden = prefix.embs
-        if layers[0].self_attn.q_proj.weight.dtype == torch.bfloat16:
-            hidden = hidden.to(torch.bfloat16)
+    def _prefill_context(self, prefix: Prefix, hidden: Tensor, mask_2d: Tensor) -> tuple[Tensor, tuple]:
+        """(`[B, 1, L, L]` additive attention mask, RoPE (cos, sin)) of the upstream decoder layer."""
         attention_mask = prepare_attention_masks_4d(mask_2d, dtype=hidden.dtype)
-        position_embeddings = self.language_model.rotary_emb(hidden, prefix.pos)
-        layer_lengths = []
-        mask_owner = 0
-        for layer_idx, layer in enumerate(layers):
-            if layer_idx == K:
-                if training:
-                    return kv, pruner.select_for_training(view), False
-                if forced is not None:
-                    selection = forced
-                else:
-                    selection, fell_back = self._run_strategy(pruner, view)
-                if selection is not None:
-                    cut = cut_prefix(self, prefix, hidden, mask_2d, suffix_offset, selection, pruner, K == 0)
-                    prefix, hidden, layout = cut.prefix, cut.hidden, cut.layout
-                    mask_2d, key_mask, suffix_offset = cut.mask_2d, cut.key_mask, cut.suffix_offset
-                    attention_mask = prepare_attention_masks_4d(mask_2d, dtype=hidden.dtype)
-                    position_embeddings = self.language_model.rotary_emb(hidden, prefix.pos)
-                    mask_owner = layer_idx
-            kv.key_masks[layer_idx] = key_mask
-            kv.mask_owner[layer_idx] = mask_owner
-            kv.layouts[layer_idx] = layout
-            layer_lengths.append(hidden.shape[1])
-            signals.record(layer_idx, hidden, prefix, mask_2d, layout)
-            hidden = layer(
-                hidden,
-                attention_mask=attention_mask,
-                position_ids=prefix.pos,
-                past_key_values=kv,
-                use_cache=True,
-                position_embeddings=position_embeddings,
-            )
-        kv.suffix_offset = suffix_offset
-        kv.layer_lengths = layer_lengths
-        return kv, selection, fell_back
+        return attention_mask, self.language_model.rotary_emb(hidden, prefix.pos)
+
+    def _run_vlm_layer(self, layer_idx: int, hidden: Tensor, prefix: Prefix, context, kv: PrefixKV) -> Tensor:
+        """The upstream Gemma decoder layer; its attention stores the keys/values through `kv.update`."""
+        attention_mask, position_embeddings = context
+        return self.language_model.layers[layer_idx](
+            hidden,
+            attention_mask=attention_mask,
+            position_ids=prefix.pos,
+            past_key_values=kv,
+            use_cache=True,
+            position_embeddings=position_embeddings,
+        )
 
     def denoise_with_prefix(self, state, kv: PrefixKV, x_t: Tensor, timestep: Tensor) -> Tensor:
         """One Euler velocity `[B, chunk, max_action_dim]`, attending to each layer's prefix keys."""

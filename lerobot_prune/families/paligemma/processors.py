@@ -1,21 +1,17 @@
-"""The processor pipelines of π0 and π0.5: LeRobot's steps, order and registry names, with the tokenizer
-loaded from a given name (Hub id, local folder, or the copy stored in a converted checkpoint)."""
+"""The processor pipelines of π0 and π0.5: LeRobot's own factories (steps, order, registry names, so the
+saved JSONs are interchangeable with π0's), with their tokenizer step loading a given tokenizer (Hub id,
+local folder, or the copy stored in a converted checkpoint) instead of `google/paligemma-3b-pt-224`."""
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass, fields
+from types import ModuleType
 from typing import Any
 
-from lerobot.policies.pi0.processor_pi0 import Pi0NewLineProcessor
-from lerobot.policies.pi05.processor_pi05 import Pi05PrepareStateTokenizerProcessorStep
-from lerobot.processor import (
-    AbsoluteActionsProcessorStep,
-    PolicyAction,
-    PolicyProcessorPipeline,
-    RelativeActionsProcessorStep,
-    TokenizerProcessorStep,
-    make_default_policy_processor_steps,
-    make_policy_processor_pipelines,
-)
+from lerobot.policies.pi0 import processor_pi0
+from lerobot.policies.pi05 import processor_pi05
+from lerobot.processor import PolicyAction, PolicyProcessorPipeline, TokenizerProcessorStep
 
 from .embedded_tokenizer import EMBEDDED_TOKENIZER, embedded_step_from_checkpoint
 
@@ -24,64 +20,59 @@ Pipelines = tuple[
     PolicyProcessorPipeline[PolicyAction, PolicyAction],
 ]
 
+_LOCK = threading.Lock()
+_NOT_SETTINGS = {"tokenizer_name", "tokenizer"}
+
+
+@dataclass
+class _UnloadedTokenizerStep(TokenizerProcessorStep):
+    """Upstream's tokenizer step with the settings its factory gives it, before any tokenizer is loaded (the
+    factory's Hub id would otherwise be fetched, and PaliGemma's is gated)."""
+
+    def __post_init__(self):
+        pass
+
 
 def make_pi0_family_processors(config, dataset_stats, tokenizer_name: str) -> Pipelines:
-    """Same steps, order and registry names as `make_pi0_pre_post_processors` (so the saved JSONs are
-    interchangeable with π0's), with the tokenizer loaded from `tokenizer_name` (Hub id or folder)."""
-    relative_step = relative_actions_step(config)
-    steps = make_default_policy_processor_steps(config, dataset_stats)
-    input_steps = [
-        steps.rename_observations,
-        steps.add_batch_dim,
-        Pi0NewLineProcessor(),
-        tokenizer_step(config, tokenizer_name),
-        steps.to_device,
-        relative_step,
-        steps.normalize,
-    ]
-    output_steps = [
-        steps.unnormalize,
-        AbsoluteActionsProcessorStep(enabled=config.use_relative_actions, relative_step=relative_step),
-        steps.to_cpu,
-    ]
-    return make_policy_processor_pipelines(input_steps=input_steps, output_steps=output_steps)
-
-
-def tokenizer_step(config, tokenizer_name: str) -> TokenizerProcessorStep:
-    """LeRobot's tokenizer step loading `tokenizer_name`; for a converted checkpoint whose tokenizer is stored
-    in its preprocessor (`tokenizer_name` = `EMBEDDED_TOKENIZER`), that stored copy."""
-    kwargs = dict(max_length=config.tokenizer_max_length, padding_side="right", padding="max_length")
-    if tokenizer_name == EMBEDDED_TOKENIZER:
-        return embedded_step_from_checkpoint(config.pretrained_path, **kwargs)
-    return TokenizerProcessorStep(tokenizer_name=tokenizer_name, **kwargs)
-
-
-def relative_actions_step(config) -> RelativeActionsProcessorStep:
-    """The relative-actions step of the π0 family, configured as upstream does."""
-    return RelativeActionsProcessorStep(
-        enabled=config.use_relative_actions,
-        exclude_joints=getattr(config, "relative_exclude_joints", []),
-        action_names=getattr(config, "action_feature_names", None),
+    """`make_pi0_pre_post_processors(config, dataset_stats)` with the tokenizer from `tokenizer_name`."""
+    return _with_tokenizer(
+        processor_pi0, "make_pi0_pre_post_processors", config, dataset_stats, tokenizer_name
     )
 
 
 def make_pi05_processors(config, dataset_stats, tokenizer_name: str) -> Pipelines:
-    """Same steps, order and registry names as `make_pi05_pre_post_processors` (normalise before the state
-    is discretised into the prompt), with the tokenizer loaded from `tokenizer_name` (Hub id or folder)."""
-    relative_step = relative_actions_step(config)
-    steps = make_default_policy_processor_steps(config, dataset_stats)
-    input_steps = [
-        steps.rename_observations,
-        steps.add_batch_dim,
-        relative_step,
-        steps.normalize,
-        Pi05PrepareStateTokenizerProcessorStep(max_state_dim=config.max_state_dim),
-        tokenizer_step(config, tokenizer_name),
-        steps.to_device,
-    ]
-    output_steps = [
-        steps.unnormalize,
-        AbsoluteActionsProcessorStep(enabled=config.use_relative_actions, relative_step=relative_step),
-        steps.to_cpu,
-    ]
-    return make_policy_processor_pipelines(input_steps=input_steps, output_steps=output_steps)
+    """`make_pi05_pre_post_processors(config, dataset_stats)` with the tokenizer from `tokenizer_name`."""
+    return _with_tokenizer(
+        processor_pi05, "make_pi05_pre_post_processors", config, dataset_stats, tokenizer_name
+    )
+
+
+def _with_tokenizer(
+    module: ModuleType, factory: str, config, dataset_stats, tokenizer_name: str
+) -> Pipelines:
+    """Runs LeRobot's `module.factory` with its tokenizer step left unloaded, then replaces that step (found by
+    type) by one with the same settings that loads `tokenizer_name`."""
+    with _LOCK:
+        original = module.TokenizerProcessorStep
+        module.TokenizerProcessorStep = _UnloadedTokenizerStep
+        try:
+            pre, post = getattr(module, factory)(config, dataset_stats)
+        finally:
+            module.TokenizerProcessorStep = original
+    found = [i for i, step in enumerate(pre.steps) if isinstance(step, _UnloadedTokenizerStep)]
+    if len(found) != 1:
+        raise RuntimeError(f"LeRobot's {factory} built {len(found)} tokenizer steps; expected one.")
+    steps = list(pre.steps)
+    steps[found[0]] = tokenizer_step(steps[found[0]], config, tokenizer_name)
+    pre.steps = steps
+    return pre, post
+
+
+def tokenizer_step(upstream: TokenizerProcessorStep, config, tokenizer_name: str) -> TokenizerProcessorStep:
+    """LeRobot's tokenizer step with `upstream`'s settings, loading `tokenizer_name`; for a converted checkpoint
+    whose tokenizer is stored in its preprocessor (`tokenizer_name` = `EMBEDDED_TOKENIZER`), that copy."""
+    settings = {f.name: getattr(upstream, f.name) for f in fields(TokenizerProcessorStep)
+                if f.init and f.name not in _NOT_SETTINGS}  # fmt: skip
+    if tokenizer_name == EMBEDDED_TOKENIZER:
+        return embedded_step_from_checkpoint(config.pretrained_path, **settings)
+    return TokenizerProcessorStep(tokenizer_name=tokenizer_name, **settings)

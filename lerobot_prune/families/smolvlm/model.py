@@ -1,8 +1,9 @@
 """SmolVLA adapter: LeRobot's `VLAFlowMatching` with visual-token pruning at inference.
 
 `PrunedVLAFlowMatching` has the upstream parameters and state-dict keys. When the strategy can remove a
-token, the prefix and the action expert run through the layer loops below (same math as upstream);
-otherwise the upstream `sample_actions` runs untouched.
+token, the prefix runs through the engine's prefill loop with the decoder-layer call below, and the action
+expert through the layer loop below (same math as upstream); otherwise the upstream `sample_actions` runs
+untouched.
 
 SmolVLA's prefix is, per camera, [<fake><global-img>] image tokens [<fake>] (the special tokens only with
 `add_image_special_tokens`), then the language tokens, then ONE state token, then padding up to
@@ -25,11 +26,10 @@ from lerobot.policies.smolvla.modeling_smolvla import VLAFlowMatching
 from torch import Tensor
 
 from ...engine.capture import ExpertAttentionCapture
-from ...engine.prefix import Prefix, PrefixKV, VisualLayout
-from ...engine.pruning_engine import PruningEngine, cut_prefix
+from ...engine.prefix import Prefix, PrefixKV
+from ...engine.pruning_engine import PruningEngine
 from ...metrics import LayerDims
-from ...selection import TokenSelection
-from ...strategies.base import PruningView, TokenPruner
+from ...strategies.base import TokenPruner
 from .signals import SmolVLMSignals, attend, rope
 
 SPECIAL_BEFORE, SPECIAL_AFTER = 2, 1  # <fake><global-img> before each image, <fake> after it
@@ -167,58 +167,19 @@ class PrunedVLAFlowMatching(PruningEngine, VLAFlowMatching):
         self._parts = (num_cameras * special, len(lang_cols))
         return prefix, pad.sum(dim=1), visual_index
 
-    def prefill(self, prefix: Prefix, suffix_offset: Tensor, view: PruningView, pruner: TokenPruner,
-                forced: TokenSelection | None = None) -> tuple[PrefixKV, TokenSelection | None, bool]:  # fmt: skip
-        """Runs the VLM over the prefix, applying `pruner` before layer K (see `PaliGemmaPruning.prefill`)."""
-        signals: SmolVLMSignals = view.signals
-        kv = PrefixKV(self.vlm_depth)
-        if forced is None:
-            signals.kv = kv
-        else:
-            signals.wanted = set()  # signals keep describing the first pass
-        if forced is not None:
-            K = 0
-        elif pruner.stage == "mask_all_layers":
-            K = None
-        else:
-            K = pruner.prune_layer
-        selection, fell_back = None, False
-        layout = VisualLayout(prefix.num_visual)
-        mask_2d = make_att_2d_masks(prefix.pad, prefix.att)
-        key_mask, hidden = prefix.pad, prefix.embs
-        layer_lengths = []
-        for layer_idx, layer in enumerate(self.vlm_layers):
-            if layer_idx == K:
-                if forced is not None:
-                    selection = forced
-                else:
-                    selection, fell_back = self._run_strategy(pruner, view)
-                if selection is not None:
-                    cut = cut_prefix(self, prefix, hidden, mask_2d, suffix_offset, selection, pruner, K == 0)
-                    prefix, hidden, layout = cut.prefix, cut.hidden, cut.layout
-                    mask_2d, key_mask, suffix_offset = cut.mask_2d, cut.key_mask, cut.suffix_offset
-            kv.key_masks[layer_idx] = key_mask
-            kv.layouts[layer_idx] = layout
-            layer_lengths.append(hidden.shape[1])
-            signals.record(layer_idx, hidden, prefix, mask_2d, layout)
-            hidden = self._vlm_layer(layer, layer_idx, hidden, prefix.pos, mask_2d, kv)
-        kv.suffix_offset = suffix_offset
-        kv.layer_lengths = layer_lengths
-        return kv, selection, fell_back
-
-    @staticmethod
-    def _vlm_layer(
-        layer, layer_idx: int, hidden: Tensor, pos: Tensor, mask_2d: Tensor, kv: PrefixKV
-    ) -> Tensor:
-        """One VLM decoder layer over the prefix; stores its post-RoPE keys and values `[B, L, Hkv, D]`."""
+    def _run_vlm_layer(self, layer_idx: int, hidden: Tensor, prefix: Prefix, context: Tensor,
+                       kv: PrefixKV) -> Tensor:  # fmt: skip
+        """One VLM decoder layer over the prefix (`context`: the `[B, L, L]` bool mask); stores its post-RoPE
+        keys and values `[B, L, Hkv, D]`."""
+        layer = self.vlm_layers[layer_idx]
         attn = layer.self_attn
         normed = layer.input_layernorm(hidden).to(attn.q_proj.weight.dtype)
         shape = (*normed.shape[:2], -1, attn.head_dim)
-        q = rope(attn.q_proj(normed).view(shape), pos)
-        k = rope(attn.k_proj(normed).view(shape), pos)
+        q = rope(attn.q_proj(normed).view(shape), prefix.pos)
+        k = rope(attn.k_proj(normed).view(shape), prefix.pos)
         v = attn.v_proj(normed).view(shape)
         kv.keys[layer_idx], kv.values[layer_idx] = k, v
-        out, _ = attend(q, k, v, mask_2d)
+        out, _ = attend(q, k, v, context)
         return _residual_block(layer, hidden, out)
 
     def _is_self_attention(self, layer_idx: int) -> bool:

@@ -84,6 +84,14 @@ def timed_sweep(policy_path: str, out: Path, extra: list[str]) -> dict:
     }
 
 
+def strip_rewards(episodes: dict[str, list]) -> dict[str, list]:
+    return {cell: [row[:2] for row in rows] for cell, rows in episodes.items()}
+
+
+def max_reward_difference(a: dict[str, list], b: dict[str, list]) -> float:
+    return max(abs(x[2] - y[2]) for cell in a for x, y in zip(a[cell], b[cell], strict=True))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--policy_path", required=True)
@@ -108,7 +116,10 @@ def main() -> None:
         "ray_workers": args.workers,
         "local": local,
         "ray": ray_run,
-        "identical_episodes": local["episodes"] == ray_run["episodes"],
+        # Same seeds and successes; sum rewards equal up to float summation order (1 ulp seen), as in
+        # tests/test_sweep.py.
+        "identical_successes": strip_rewards(local["episodes"]) == strip_rewards(ray_run["episodes"]),
+        "max_reward_difference": max_reward_difference(local["episodes"], ray_run["episodes"]),
         "ray_speedup_over_local": local["wall_s"] / ray_run["wall_s"],
         "ray_per_task_overhead": overhead,
     }

@@ -96,6 +96,10 @@ class ADPConfig(KeepRatioConfig):
         except ValueError as error:  # the gate names its own fields; here they are pruning fields
             raise ValueError(f"pruning.{error}") from None
 
+    @classmethod
+    def small_backbone_settings(cls, vlm_depth: int) -> dict:
+        return {"gate": False}  # fixed inputs never move the end effector
+
     def make_gate(self) -> ActionAwareGate:
         return ActionAwareGate(
             decision=self.decision, extrema_window=self.extrema_window, adjacent_last_state=self.adjacent_last_state,
@@ -188,6 +192,7 @@ class ADPPruner(TokenPruner):
 
     stage = "pre_llm"
     signals = frozenset({"text_visual_logits"})
+    training_diagnostics = {"gate_state": 1.0}  # the gate is open for every training frame
 
     def __init__(self, config: ADPConfig):
         super().__init__(config)
@@ -195,10 +200,6 @@ class ADPPruner(TokenPruner):
         self.n_action_steps: int | None = None
         self._quota_tables: dict[tuple, tuple[Tensor, int]] = {}
         self.reset()
-
-    @property
-    def preserve_positions(self) -> bool:
-        return self.config.preserve_positions
 
     def bind(self, policy_config, checkpoint_dir=None, backbone: dict | None = None) -> None:
         self.weights = self.config.camera_weight_list(list(policy_config.image_features))
@@ -325,9 +326,6 @@ class ADPPruner(TokenPruner):
     def select_for_training(self, view: PruningView) -> TokenSelection:
         rows = [True] * view.visual_valid.shape[0]
         return self.quota_top_k(view, view.signals.text_visual_logits(), rows, cache=False)
-
-    def training_diagnostics(self, view: PruningView, selection: TokenSelection | None) -> dict:
-        return {"gate_state": 1.0}  # the gate is open for every training frame
 
     def observe(self, view: PruningView, selection: TokenSelection | None) -> None:
         if self.config.gate and self.config.motion_source == "action_fk":

@@ -29,6 +29,8 @@ from .base import PruningView, TokenPruner
 
 CALIBRATION_FILENAME = "ties_calibration.json"
 CALIBRATION_VERSION = 1
+# Placeholder τ statistics for runs without a calibration dataset (bench, tests): Soft-TIES trust 0.5 at τ=0.
+SYNTHETIC_STATS = {"version": CALIBRATION_VERSION, "tau_median": 0.0, "tau_p5": -0.1, "tau_p95": 0.1}
 TRUST_RULES = ("soft", "hard")
 SUPPLEMENTS = ("uniform", "divprune")
 TAU_ITEMS = ("top_earlier", "union")
@@ -111,6 +113,7 @@ class TIESConfig(KeepRatioConfig):
     tau_items: str = "top_earlier"
     calibration_path: str | None = None
     summary = "TIES: top-k when layers' attention rankings disagree (low Kendall τ), else uniform sampling."
+    needs_calibration = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -144,6 +147,7 @@ class TIESPruner(TokenPruner):
 
     stage = "in_llm"
     signals = frozenset({"attention_to_visual", "visual_embeds"})
+    training_diagnostics = {"trust_weight": 1.0}  # training uses full trust
 
     def __init__(self, config: TIESConfig):
         super().__init__(config)
@@ -185,6 +189,10 @@ class TIESPruner(TokenPruner):
             )
         self.stats = stats
 
+    def synthetic_calibration(self) -> dict:
+        """`SYNTHETIC_STATS` matching this config (for `load_calibration`; never for a real evaluation)."""
+        return {**SYNTHETIC_STATS, "layer": self.config.layer, "keep_ratio": self.config.keep_ratio}
+
     def check_ready(self) -> None:
         if self.stats is None:
             raise RuntimeError(
@@ -213,10 +221,9 @@ class TIESPruner(TokenPruner):
     def select(self, view: PruningView) -> TokenSelection | None:
         if self._all_anchor:
             return None
-        valid, ratio = view.visual_valid, self.config.keep_ratio
-        scores = view.signals.attention_to_visual("all")
-        order = ranked(scores, valid)
-        budget, bound = view.budget(ratio), view.budget_bound(ratio)
+        valid = view.visual_valid
+        order = ranked(view.signals.attention_to_visual("all"), valid)
+        budget, bound = self.budget(view)
         trust = self.trust if self.trust is not None else torch.ones_like(budget, dtype=torch.float)
         num_top = torch.floor(trust * budget).long()
         chosen = self.combine(view, order, budget, num_top, bound)
@@ -228,17 +235,10 @@ class TIESPruner(TokenPruner):
             chosen, torch.where(self._anchoring, valid.sum(1), budget), view.num_visual
         )
 
-    def prepare_for_training(self, view: PruningView) -> None:
-        pass  # the anchor logic of prepare() is per-episode state
-
     def select_for_training(self, view: PruningView) -> TokenSelection:
-        ratio = self.config.keep_ratio
         order = ranked(view.signals.attention_to_visual("all"), view.visual_valid)
-        budget, bound = view.budget(ratio), view.budget_bound(ratio)
+        budget, bound = self.budget(view)
         return indices_to_selection(order[:, :bound], budget, view.num_visual)
-
-    def training_diagnostics(self, view: PruningView, selection: TokenSelection | None) -> dict:
-        return {"trust_weight": 1.0}
 
     def combine(
         self, view: PruningView, order: Tensor, budget: Tensor, num_top: Tensor, bound: int
@@ -299,6 +299,7 @@ class TIESRankConfig(KeepRatioConfig):
 
     keep_ratio: float = 0.219
     layer: int = 2
+    is_ablation = True
 
     def validate_for_model(self, vlm_depth: int) -> None:
         check_prune_layer(self.layer, vlm_depth)
@@ -314,9 +315,8 @@ class RankPruner(TokenPruner):
         return torch.zeros_like(budget)
 
     def select(self, view: PruningView) -> TokenSelection:
-        ratio = self.config.keep_ratio
         order = ranked(view.signals.attention_to_visual("all"), view.visual_valid)
-        budget, bound, num_valid = view.budget(ratio), view.budget_bound(ratio), view.visual_valid.sum(1)
+        (budget, bound), num_valid = self.budget(view), view.visual_valid.sum(1)
         return indices_to_selection(self.pick(order, num_valid, budget, bound), budget, view.num_visual)
 
     def pick(self, order: Tensor, num_valid: Tensor, budget: Tensor, bound: int) -> Tensor:

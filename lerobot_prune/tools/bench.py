@@ -20,8 +20,8 @@ prefix keys and values the denoising loop reads (computed from the per-layer pre
 Compiled runs (`--compile_model=true`, LeRobot's own `torch.compile` of `sample_actions`): dynamo's
 cache is reset per run; `compiles_after_warmup` counts graphs compiled during the timed calls and during
 a second episode (reset, then warm-up-many calls); it must be 0.
-Bench-only settings: TIES uses synthetic calibration statistics, ADP runs with its gate off (static),
-DTP uses layers [1, 2] on backbones of at most 6 layers.
+Bench-only settings: each strategy's `small_backbone_settings` (e.g. ADP's gate off, DTP's layers inside a
+small backbone); strategies that need calibration use synthetic statistics.
 """
 
 from __future__ import annotations
@@ -43,9 +43,7 @@ from ..registry import build_pruner, list_strategies, make_pruning_config
 from .bench_models import BenchModels, build_models
 from .plot import Point, scatter
 
-SYNTHETIC_TIES_STATS = {"version": 1, "tau_median": 0.0, "tau_p5": -0.1, "tau_p95": 0.1}
 LEROBOT = "lerobot"  # the row of LeRobot's unmodified model
-PLOTTED = (LEROBOT, "compact", "random", "fastv", "sparsevlm", "divprune", "vla_pruner", "ties", "adp", "dtp")
 
 
 @dataclass
@@ -83,8 +81,7 @@ def run_bench(args: BenchArgs, command: str | None = None) -> dict:
     first = _measure(models.base, models, args, pruner=None)
     runs = []
     for name in args.strategies:
-        fields = make_pruning_config(name).__dataclass_fields__
-        for ratio in args.keep_ratios if "keep_ratio" in fields else [1.0]:
+        for ratio in args.keep_ratios if list_strategies()[name].sweep_field == "keep_ratio" else [1.0]:
             models.pruned.pruner = _bench_pruner(name, ratio, args, models.pruned)
             runs.append({"strategy": name, "keep_ratio": ratio,
                          **_measure(models.pruned, models, args, pruner=name)})  # fmt: skip
@@ -126,20 +123,17 @@ def _check(args: BenchArgs) -> None:
 
 
 def _bench_pruner(name: str, ratio: float, args: BenchArgs, model):
-    fields = {"keep_ratio": ratio} if ratio < 1.0 else {}
-    if name == "adp":
-        fields["gate"] = False
-    if name == "dtp" and model.vlm_depth <= 6:
-        fields["layers"] = [1, 2]
-    if name not in ("none", "compact"):
+    config_cls = list_strategies()[name]
+    fields = config_cls.small_backbone_settings(model.vlm_depth)
+    if ratio < 1.0:
+        fields["keep_ratio"] = ratio
+    if config_cls.selects_tokens:  # `none` stays full vision, `compact` is compact by definition
         fields["compact"] = args.compact
     config = make_pruning_config(name, **fields)
     config.validate_for_model(model.vlm_depth)
     pruner = build_pruner(config)
-    if name == "ties":
-        pruner.load_calibration(
-            {**SYNTHETIC_TIES_STATS, "layer": config.layer, "keep_ratio": config.keep_ratio}
-        )
+    if config.needs_calibration:
+        pruner.load_calibration(pruner.synthetic_calibration())
     return pruner
 
 
@@ -286,8 +280,9 @@ def plot_bench(result: dict, path: Path) -> Path:
     runs = result["runs"]
     baseline = runs[0]["median_ms"]
     points = []
-    if len({r["strategy"] for r in runs}) > len(PLOTTED):  # ablations and rank baselines stay in the JSON
-        runs = [r for r in runs if r["strategy"] in PLOTTED]
+    plotted = [LEROBOT] + [n for n, c in list_strategies().items() if not (c.is_reference or c.is_ablation)]
+    if len({r["strategy"] for r in runs}) > len(plotted):  # ablations and rank baselines stay in the JSON
+        runs = [r for r in runs if r["strategy"] in plotted]
     for r in runs:
         label = f"{r['strategy']} {r['speedup']:.2f}x" if r["keep_ratio"] < 1.0 else r["strategy"]
         points.append(Point(r["keep_ratio"], r["median_ms"], label, r["strategy"]))

@@ -19,7 +19,8 @@ import torch
 from lerobot.configs import PreTrainedConfig
 from lerobot.utils.constants import OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
 
-from ..registry import build_pruner, make_pruning_config
+from ..registry import build_pruner
+from ..strategies.none import NoPruningConfig
 from ..strategies.ties import CALIBRATION_FILENAME, TAU_ITEMS, TIESConfig, calibration_record, frame_tau
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ def calibrate(args: CalibrateArgs) -> Path:
     layer = args.layer if args.layer is not None else ties.layer
     TIESConfig(keep_ratio=keep_ratio, layer=layer, tau_items=args.tau_items)  # validates
     policy = get_policy_class(config.type).from_pretrained(args.policy_path, config=config)
-    policy.model.pruner = build_pruner(make_pruning_config("none"))  # calibration runs full vision
+    policy.model.pruner = build_pruner(NoPruningConfig())  # calibration runs full vision
     from lerobot.policies.factory import make_pre_post_processors
 
     preprocessor, postprocessor = make_pre_post_processors(

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from ..registry import is_reference
+
 COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]  # fmt: skip
 
@@ -131,7 +133,7 @@ def success_plot(rows: list[dict], path: str | Path, *, x_key: str, x_label: str
         y = [r["success_pc"] for r in members]
         err = [[r["success_pc"] - r["ci95_low_pc"] for r in members],
                [r["ci95_high_pc"] - r["success_pc"] for r in members]]  # fmt: skip
-        reference = members[0]["strategy"] == "none"
+        reference = is_reference(members[0]["strategy"])
         color = "black" if reference else colors[i % len(colors)]
         ax.errorbar(x, y, yerr=err, color=color, marker="*" if reference else "o",
                     markersize=12 if reference else 6, linestyle="none" if reference else "-", capsize=3,

@@ -25,7 +25,7 @@ import draccus
 
 from ..config import PruningConfig
 from ..registry import list_strategies, make_pruning_config
-from ..strategies.ties import CALIBRATION_FILENAME, TIESConfig
+from ..strategies.ties import CALIBRATION_FILENAME
 from .convert import convert
 from .evalrun import parse_eval_config, split_args
 from .sweep_backends import BACKENDS, RayArgs, Shard, run_shards
@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 MANIFEST = "sweep.json"
 OWN_ARGS_IN_MANIFEST = ("shard_episodes", "ties_calibration")
 SET_BY_SWEEP = ("--policy.path", "--output_dir", "--seed", "--eval.n_episodes", "--eval.batch_size")
+# A strategy's `sweep_field` -> the `SweepArgs` list of values swept for it.
+SWEPT_VALUES = {"keep_ratio": "keep_ratios", "tau": "dtp_taus"}
 
 
 @dataclass
@@ -164,13 +166,12 @@ def make_grid(args: SweepArgs) -> list[Cell]:
     cells: list[Cell] = []
     for strategy in strategies:
         config_cls, extra = known[strategy], dict(args.settings.get(strategy, {}))
-        names = {f.name for f in fields(config_cls)}
-        if "tau" in names and "keep_ratio" not in names:  # DTP: a tolerance instead of a keep ratio
-            values = [("tau", t) for t in _nonempty(args.dtp_taus, "--dtp_taus")]
-        elif "keep_ratio" in names:
-            values = [("keep_ratio", r) for r in _nonempty(args.keep_ratios, "--keep_ratios")]
-        else:
+        key = config_cls.sweep_field
+        if key is None:
             values = [(None, None)]
+        else:
+            option = SWEPT_VALUES[key]
+            values = [(key, v) for v in _nonempty(getattr(args, option), f"--{option}")]
         fixed_compact = next(f.default for f in fields(config_cls) if f.name == "compact")
         if "compact" in extra:
             compacts = [extra.pop("compact")]
@@ -189,7 +190,7 @@ def make_grid(args: SweepArgs) -> list[Cell]:
                     + ("_blind" if pruning.blind else "")
                 )
                 cells.append(Cell(name, pruning, f"{key}={value}" if key else ""))
-    if (ties := [c.name for c in cells if isinstance(c.pruning, TIESConfig)]) and not (
+    if (ties := [c.name for c in cells if c.pruning.needs_calibration]) and not (
         args.ties_calibration.dataset_repo_id and args.ties_calibration.dataset_root
     ):
         raise ValueError(
@@ -266,7 +267,7 @@ def _cell_checkpoint(args: SweepArgs, cell: Cell, target: Path) -> Path:
 
 def _prepare_cell(args: SweepArgs, cell: Cell, target: Path) -> Path:
     ckpt = _cell_checkpoint(args, cell, target)
-    if isinstance(cell.pruning, TIESConfig) and not (ckpt / CALIBRATION_FILENAME).is_file():
+    if cell.pruning.needs_calibration and not (ckpt / CALIBRATION_FILENAME).is_file():
         from .calibrate import CalibrateArgs, calibrate
 
         calib = args.ties_calibration

@@ -42,6 +42,7 @@ from ..profiling import PhaseClock
 from ..registry import build_pruner, list_strategies, make_pruning_config
 from .bench_models import BenchModels, build_models
 from .plot import Point, scatter
+from .progress import progress_bar
 
 LEROBOT = "lerobot"  # the row of LeRobot's unmodified model
 
@@ -78,15 +79,23 @@ def run_bench(args: BenchArgs, command: str | None = None) -> dict:
     for i in range(args.missing_cameras):
         models.inputs["img_masks"][-1 - i].fill_(False)
     weights_mb = _allocated_mb(args)
-    first = _measure(models.base, models, args, pruner=None)
-    runs = []
-    for name in args.strategies:
-        for ratio in args.keep_ratios if list_strategies()[name].sweep_field == "keep_ratio" else [1.0]:
+    plan = [(name, ratio) for name in args.strategies
+            for ratio in (args.keep_ratios if list_strategies()[name].sweep_field == "keep_ratio" else [1.0])]  # fmt: skip
+    with progress_bar(len(plan) + 2, "bench", "run") as bar:  # + LeRobot's model first and last
+        bar.set_postfix_str("lerobot")
+        first = _measure(models.base, models, args, pruner=None)
+        bar.update()
+        runs = []
+        for name, ratio in plan:
+            bar.set_postfix_str(f"{name} keep={ratio}")
             models.pruned.pruner = _bench_pruner(name, ratio, args, models.pruned)
             runs.append({"strategy": name, "keep_ratio": ratio,
                          **_measure(models.pruned, models, args, pruner=name)})  # fmt: skip
-            print(f"{name} keep={ratio}: median {runs[-1]['median_ms']:.1f} ms", file=sys.stderr, flush=True)
-    last = _measure(models.base, models, args, pruner=None)
+            bar.write(f"{name} keep={ratio}: median {runs[-1]['median_ms']:.1f} ms", file=sys.stderr)
+            bar.update()
+        bar.set_postfix_str("lerobot")
+        last = _measure(models.base, models, args, pruner=None)
+        bar.update()
     baseline = {**first, "times": first["times"] + last["times"]}
     baseline.update(median_ms=statistics.median(baseline["times"]), p95_ms=_percentile(baseline["times"], 95))
     runs.insert(0, {"strategy": LEROBOT, "keep_ratio": 1.0, **baseline})

@@ -22,6 +22,7 @@ from lerobot.utils.constants import OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TO
 from ..registry import build_pruner
 from ..strategies.none import NoPruningConfig
 from ..strategies.ties import CALIBRATION_FILENAME, TAU_ITEMS, TIESConfig, calibration_record, frame_tau
+from .progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ def calibrate(args: CalibrateArgs) -> Path:
         preprocessor_overrides={"device_processor": {"device": args.device}},
     )  # fmt: skip
     taus: list[float] = []
+    bar = progress_bar(args.frames, "calibrate", "frame")
 
     def measure(batch: dict) -> None:
         images, img_masks = policy._preprocess_images(batch)
@@ -105,16 +107,18 @@ def calibrate(args: CalibrateArgs) -> Path:
             if len(taus) < args.frames:
                 budget = max(2, round(int(valid[row].sum()) * keep_ratio))
                 taus.append(frame_tau(columns[row], valid[row], budget, args.tau_items))
-                if len(taus) % 10 == 0 or len(taus) == args.frames:
-                    logger.info("calibrate: %d/%d frames, median τ so far %.4f", len(taus), args.frames,
-                                statistics.median(taus))  # fmt: skip
+                bar.update()
+                bar.set_postfix_str(f"median τ {statistics.median(taus):.4f}", refresh=False)
 
-    if args.env_type is not None:
-        source = f"env:{args.env_type}"
-        _frames_from_env(args, policy, preprocessor, postprocessor, measure, lambda: len(taus) >= args.frames)
-    else:
-        source = f"dataset:{args.dataset_repo_id}"
-        _frames_from_dataset(args, preprocessor, measure)
+    with bar:
+        if args.env_type is not None:
+            source = f"env:{args.env_type}"
+            _frames_from_env(
+                args, policy, preprocessor, postprocessor, measure, lambda: len(taus) >= args.frames
+            )
+        else:
+            source = f"dataset:{args.dataset_repo_id}"
+            _frames_from_dataset(args, preprocessor, measure)
     record = calibration_record(taus, policy.model.backbone_info, layer, keep_ratio, source)
     out = Path(args.out or ties.calibration_path or Path(args.policy_path) / CALIBRATION_FILENAME)
     out.write_text(json.dumps(record, indent=2))

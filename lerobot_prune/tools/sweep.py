@@ -28,6 +28,7 @@ from ..registry import list_strategies, make_pruning_config
 from ..strategies.ties import CALIBRATION_FILENAME
 from .convert import convert
 from .evalrun import parse_eval_config, split_args
+from .progress import progress_bar
 from .sweep_backends import BACKENDS, RayArgs, Shard, run_shards
 from .sweep_results import cell_record, cell_summary_line, write_results
 
@@ -293,8 +294,6 @@ class _Progress:
         return self.out / "shards" / shard.cell / f"{shard.label}.json"
 
     def start(self, shards_to_run: int) -> None:
-        from tqdm import tqdm
-
         total = len(self.cells)
         if self.finished:
             print(f"sweep: resuming in {self.out}: {self.finished}/{total} cells done, {shards_to_run} shards "
@@ -303,8 +302,7 @@ class _Progress:
             if not (self.out / "cells" / f"{name}.json").is_file() and self._all_shards_done(name):
                 self._finish_cell(name, announce=False)
         self.started = time.time()
-        self.bar = tqdm(total=total, initial=self.finished, unit="cell", desc="sweep", file=sys.stderr,
-                        dynamic_ncols=True, smoothing=0)  # fmt: skip
+        self.bar = progress_bar(total, "sweep", "cell", initial=self.finished, smoothing=0)
 
     def shard_done(self, spec: dict, record: dict) -> None:
         shard = Shard(**{f.name: spec[f.name] for f in fields(Shard)})

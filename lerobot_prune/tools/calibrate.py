@@ -21,7 +21,8 @@ from lerobot.utils.constants import OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TO
 
 from ..registry import build_pruner
 from ..strategies.none import NoPruningConfig
-from ..strategies.ties import CALIBRATION_FILENAME, TAU_ITEMS, TIESConfig, calibration_record, frame_tau
+from ..strategies.ties import TIESConfig
+from ..strategies.ties_calibration import CALIBRATION_FILENAME, TAU_ITEMS, calibration_record, frame_tau
 from .progress import progress_bar
 
 logger = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ import draccus
 
 from ..config import PruningConfig
 from ..registry import list_strategies, make_pruning_config
-from ..strategies.ties import CALIBRATION_FILENAME
+from ..strategies.ties_calibration import CALIBRATION_FILENAME
 from .convert import convert
 from .evalrun import parse_eval_config, split_args
 from .progress import progress_bar

@@ -140,12 +140,17 @@ class VLAPruner(TokenPruner):
         return self.rank(view, *self.budget(view))
 
     def rank(self, view: PruningView, budget: Tensor, bound: int) -> TokenSelection:
-        """Dual level: union of the two top-M~ sets, then max-min diversity on layer-0 embeddings inside it.
+        """The selection once the history is warm (dual level here; the ablations override it).
 
         Args:
             budget: `[B]` long kept count per sample; bound: a host-side upper bound of it.
         """
-        semantic, action = self.semantic_scores(view), self.smoothed_action_scores(view)
+        return self.dual_level(
+            view, self.semantic_scores(view), self.smoothed_action_scores(view), budget, bound
+        )
+
+    def dual_level(self, view: PruningView, semantic: Tensor, action: Tensor, budget: Tensor, bound: int):
+        """Union of the two top-M~ sets, then max-min diversity on layer-0 embeddings inside the union."""
         num_visual = view.num_visual
         union = top_k(semantic, view.visual_valid, budget, bound).keep_mask(num_visual)
         union |= top_k(action, view.visual_valid, budget, bound).keep_mask(num_visual)

@@ -44,6 +44,30 @@ class PruningConfig(draccus.ChoiceRegistry, abc.ABC):
 
     # One line shown by `lerobot-prune list`; set by each subclass.
     summary: ClassVar[str] = ""
+    # What tools ask instead of testing strategy names (set by subclasses where they differ):
+    # the field a sweep varies ("keep_ratio", "tau"; None: one cell per strategy),
+    sweep_field: ClassVar[str | None] = None
+    # whether the strategy can remove a real token (False: full vision or lossless compaction only),
+    selects_tokens: ClassVar[bool] = True
+    # whether it is the full-vision reference that success and cost are compared against,
+    is_reference: ClassVar[bool] = False
+    # whether it is an ablation or rank baseline of another strategy (left out of summary plots),
+    is_ablation: ClassVar[bool] = False
+    # whether it needs offline calibration statistics (`lerobot-prune calibrate`) before it can run; its
+    # pruner then has `load_calibration(stats)` and `synthetic_calibration()` (bench and tests).
+    needs_calibration: ClassVar[bool] = False
+
+    @classmethod
+    def small_backbone_settings(cls, vlm_depth: int) -> dict:
+        """Field overrides under which this strategy runs on a small backbone (`vlm_depth` layers) with fixed,
+        synthetic inputs, as `bench` and the tests run it: layers moved inside the backbone, motion gates off."""
+        return {}
+
+    @classmethod
+    def test_settings(cls, vlm_depth: int) -> dict:
+        """`small_backbone_settings` plus what makes the strategy prune from its second call on (the
+        contract tests): no warm-up longer than one call, a ratio that removes tokens on a tiny backbone."""
+        return cls.small_backbone_settings(vlm_depth)
 
     @property
     def type(self) -> str:
@@ -67,6 +91,10 @@ class PruningConfig(draccus.ChoiceRegistry, abc.ABC):
     def __post_init__(self) -> None:
         if self.fallback not in FALLBACKS:
             raise ValueError(f"pruning.fallback={self.fallback!r} is not valid; choose one of {FALLBACKS}.")
+
+    def is_noop(self) -> bool:
+        """True when these settings can never remove a token (the unmodified policy path runs)."""
+        return False
 
     def validate_for_model(self, vlm_depth: int) -> None:
         """Checks fields that depend on the backbone (layer indices); raises `ValueError`."""
@@ -100,10 +128,14 @@ class KeepRatioConfig(PruningConfig):
     """
 
     keep_ratio: float = 0.5
+    sweep_field = "keep_ratio"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_keep_ratio(self.keep_ratio)
+
+    def is_noop(self) -> bool:
+        return self.keep_ratio >= 1.0
 
 
 def check_keep_ratio(keep_ratio: float) -> None:

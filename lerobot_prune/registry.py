@@ -33,6 +33,12 @@ def list_strategies() -> dict[str, type[PruningConfig]]:
     return dict(PruningConfig.get_known_choices())
 
 
+def is_reference(name: str) -> bool:
+    """Whether strategy `name` (e.g. read back from a results file) is the full-vision reference."""
+    config_cls = list_strategies().get(name)
+    return config_cls is not None and config_cls.is_reference
+
+
 def make_pruning_config(name: str, **fields) -> PruningConfig:
     """Builds a strategy config by name; unknown names raise with the list of known ones."""
     known = list_strategies()

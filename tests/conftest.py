@@ -29,7 +29,7 @@ from lerobot_policy_prune.pruned_pi05.configuration_pruned_pi05 import PrunedPI0
 from lerobot_policy_prune.pruned_pi05.modeling_pruned_pi05 import PrunedPI05Policy  # noqa: E402
 from lerobot_policy_prune.pruned_smolvla.configuration_pruned_smolvla import PrunedSmolVLAConfig  # noqa: E402
 from lerobot_policy_prune.pruned_smolvla.modeling_pruned_smolvla import PrunedSmolVLAPolicy  # noqa: E402
-from lerobot_prune import make_pruning_config  # noqa: E402
+from lerobot_prune import list_strategies, make_pruning_config  # noqa: E402
 from lerobot_prune.families.paligemma.arch import TINY_ARCH, backbone_sizes  # noqa: E402
 from lerobot_prune.families.smolvlm.tiny import TINY_TEXT, TINY_VISION, make_tiny_smolvlm  # noqa: E402
 
@@ -144,17 +144,7 @@ def tiny_base_checkpoint(tmp_path_factory):
     return init_tiny_pi0(tmp_path_factory.mktemp("tiny") / "pi0_base", empty_cameras=1)
 
 
-# Settings under which every strategy prunes from its second call on (the gate and warm-ups have their
-# own tests); the tiny backbone has 4 layers, so DTP's layers are moved inside it.
-ACTIVE = {
-    "random": {"keep_ratio": 0.3},
-    "fastv": {"keep_ratio": 0.25},
-    "vla_pruner": {"window": 1, "keep_ratio": 0.25},
-    "vla_pruner_action_only": {"window": 1},
-    "vla_pruner_fusion": {"window": 1},
-    "adp": {"gate": False},
-    "dtp": {"layers": [1, 2], "tau": 0.3},
-}
+TINY_DEPTH = TINY_ARCH["depth"]  # VLM layers of the tiny π0/π0.5 backbone (and of tiny SmolVLM)
 TIES_STATS = {
     "version": 1,
     "layer": 2,
@@ -166,11 +156,14 @@ TIES_STATS = {
 
 
 def make_active(strategy: str, num_cameras: int = 3, seed: int = 0, family: str = "pi0", **overrides):
-    """A tiny pruned policy whose strategy prunes (TIES gets in-memory calibration statistics)."""
-    settings = {**ACTIVE.get(strategy, {}), **overrides}
+    """A tiny pruned policy whose strategy prunes from its second call on, under the strategy's own
+    `test_settings` (gates and warm-ups have their own tests); strategies that need calibration get
+    synthetic statistics in memory."""
+    settings = list_strategies()[strategy].test_settings(TINY_DEPTH) | overrides
     policy = make_pruned(strategy, num_cameras=num_cameras, seed=seed, family=family, **settings)
-    if strategy == "ties":
-        policy.model.pruner.load_calibration({**TIES_STATS, "keep_ratio": policy.config.pruning.keep_ratio})
+    if policy.config.pruning.needs_calibration:
+        pruner = policy.model.pruner
+        pruner.load_calibration(pruner.synthetic_calibration())
     return policy
 
 

@@ -5,7 +5,7 @@ import torch
 from conftest import TIES_STATS, make_active, make_base, make_pruned, model_inputs
 
 from lerobot_prune.strategies.base import PruningView
-from lerobot_prune.strategies.ties import frame_tau, trust_weight
+from lerobot_prune.strategies.ties_calibration import frame_tau, trust_weight
 from lerobot_prune.strategies.vla_pruner import temporal_weights
 
 

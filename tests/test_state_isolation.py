@@ -13,7 +13,7 @@ from episode_runner import run_episode
 from lerobot_policy_prune.pruned_pi0.modeling_pruned_pi0 import PrunedPI0Policy
 from lerobot_prune import make_pruning_config
 from lerobot_prune.families.tiny import init_tiny_pi0
-from lerobot_prune.strategies.ties import CALIBRATION_FILENAME, calibration_record
+from lerobot_prune.strategies.ties_calibration import CALIBRATION_FILENAME, calibration_record
 from lerobot_prune.tools.convert import convert
 
 STATEFUL = {

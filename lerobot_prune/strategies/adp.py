@@ -21,8 +21,9 @@ from torch import Tensor
 
 from ..config import KeepRatioConfig, check_choice
 from ..registry import register_strategy
-from ..selection import TokenSelection, top_k
+from ..selection import TokenSelection
 from .adp_gate import ActionAwareGate, fk_path_length, net_displacement, path_length
+from .adp_quota import quota_table, quota_top_k, split_counts  # noqa: F401  (split_counts: its old path)
 from .base import PruningView, TokenPruner
 
 MOTION_SOURCES = ("eef_state", "action_fk")
@@ -96,6 +97,10 @@ class ADPConfig(KeepRatioConfig):
         except ValueError as error:  # the gate names its own fields; here they are pruning fields
             raise ValueError(f"pruning.{error}") from None
 
+    @classmethod
+    def small_backbone_settings(cls, vlm_depth: int) -> dict:
+        return {"gate": False}  # fixed inputs never move the end effector
+
     def make_gate(self) -> ActionAwareGate:
         return ActionAwareGate(
             decision=self.decision, extrema_window=self.extrema_window, adjacent_last_state=self.adjacent_last_state,
@@ -165,29 +170,13 @@ class ADPConfig(KeepRatioConfig):
         )
 
 
-def split_counts(total: int, weights: list[float]) -> list[int]:
-    """Tokens per camera: `max(1, round(total * w / sum(w)))`, then the rounding difference is settled one
-    token at a time over the cameras in descending-weight order, never below 1 (ADP `_compute_split_counts`)."""
-    norm = sum(weights) or 1.0
-    counts = [max(1, round(total * w / norm)) for w in weights]
-    order = sorted(range(len(weights)), key=lambda c: -weights[c])
-    diff, i = total - sum(counts), 0
-    while diff != 0 and i < 4 * len(weights) * (abs(diff) + 1):
-        c = order[i % len(order)]
-        if diff > 0:
-            counts[c], diff = counts[c] + 1, diff - 1
-        elif counts[c] > 1:
-            counts[c], diff = counts[c] - 1, diff + 1
-        i += 1
-    return counts
-
-
 @register_strategy("adp", ADPConfig)
 class ADPPruner(TokenPruner):
     """Per-episode state: one `ActionAwareGate` and the open window's positions per batch row."""
 
     stage = "pre_llm"
     signals = frozenset({"text_visual_logits"})
+    training_diagnostics = {"gate_state": 1.0}  # the gate is open for every training frame
 
     def __init__(self, config: ADPConfig):
         super().__init__(config)
@@ -195,10 +184,6 @@ class ADPPruner(TokenPruner):
         self.n_action_steps: int | None = None
         self._quota_tables: dict[tuple, tuple[Tensor, int]] = {}
         self.reset()
-
-    @property
-    def preserve_positions(self) -> bool:
-        return self.config.preserve_positions
 
     def bind(self, policy_config, checkpoint_dir=None, backbone: dict | None = None) -> None:
         self.weights = self.config.camera_weight_list(list(policy_config.image_features))
@@ -258,76 +243,29 @@ class ADPPruner(TokenPruner):
     def quota_top_k(
         self, view: PruningView, scores: Tensor, pruned: list[bool], cache: bool = True
     ) -> TokenSelection:
-        """Per-camera top-n_c of `scores` for pruned rows, every valid token for the others.
-
-        The quotas of a row depend only on which cameras it has, so they are looked up on the device in a
-        table computed once on the host (`quota_table`): no host synchronisation, and a selection width
-        known without reading the device. `cache=False` (training) builds the table without storing it.
-        """
-        valid = view.visual_valid
-        num_cameras, num_visual = view.num_cameras, view.num_visual
-        in_camera = torch.stack(
-            [valid & (view.camera_ids == c) for c in range(num_cameras)], dim=1
-        )  # [B, C, M]
-        per_camera_valid = in_camera.sum(2)  # [B, C]
-        table, widest = self.quota_table(num_cameras, view.tokens_per_camera, valid.device, cache)
-        bits = torch.arange(num_cameras, device=valid.device)
-        pattern = ((per_camera_valid > 0).long() << bits).sum(1)  # [B], bit c: camera c present
-        budgets = torch.minimum(table[pattern], per_camera_valid)
-        width = min(widest, num_visual)
-        if not all(pruned):
-            keep_all = torch.zeros(valid.shape[0], dtype=torch.bool, device=valid.device)
-            for row, prunes in enumerate(pruned):
-                if not prunes:
-                    keep_all[row] = True
-            budgets = torch.where(keep_all[:, None], per_camera_valid, budgets)
-            width = num_visual
-        keep = torch.zeros_like(valid)
-        per_camera_width = min(num_visual, view.tokens_per_camera)
-        for c in range(num_cameras):
-            keep |= top_k(scores, in_camera[:, c], budgets[:, c], per_camera_width).keep_mask(num_visual)
-        return top_k(keep.float(), keep, budgets.sum(1), width)
+        """`adp_quota.quota_top_k` with this policy's quota table; `cache=False` (training) builds the table
+        without storing it."""
+        table, widest = self.quota_table(
+            view.num_cameras, view.tokens_per_camera, view.visual_valid.device, cache
+        )
+        return quota_top_k(view, scores, pruned, table, widest)
 
     def quota_table(
         self, num_cameras: int, tokens_per_camera: int, device, cache: bool = True
     ) -> tuple[Tensor, int]:
-        """(`[2**C, C]` long quotas of a pruned row per pattern of present cameras, bit c of the pattern
-        index = camera c present; the largest row total), cached per device.
-
-        A camera is present or absent as a whole (`img_masks` are per camera), so a row's valid tokens per
-        camera are 0 or `tokens_per_camera`, and the pattern determines its quotas.
-        """
+        """`adp_quota.quota_table` for this policy's camera weights and keep ratio, cached per device."""
         key = (num_cameras, tokens_per_camera, str(device))
         if key in self._quota_tables:
             return self._quota_tables[key]
         weights = self.weights or [1.0] * num_cameras
-        rows = []
-        for pattern in range(2**num_cameras):
-            cams = [tokens_per_camera if pattern >> c & 1 else 0 for c in range(num_cameras)]
-            rows.append(self._quotas(cams, weights))
-        table = torch.tensor(rows, dtype=torch.long, device=device), max(map(sum, rows))
+        table = quota_table(num_cameras, tokens_per_camera, weights, self.config.keep_ratio, device)
         if cache:
             self._quota_tables[key] = table
         return table
 
-    def _quotas(self, cams: list[int], weights: list[float]) -> list[int]:
-        """Tokens kept per camera of a pruned row with `cams` valid tokens per camera."""
-        live = [c for c, count in enumerate(cams) if count > 0]
-        if not live:
-            return list(cams)
-        total = max(1, round(sum(cams) * self.config.keep_ratio))
-        counts = split_counts(total, [weights[c] for c in live]) if len(live) > 1 else [total]
-        budgets = [0] * len(cams)
-        for c, n in zip(live, counts, strict=True):
-            budgets[c] = min(n, cams[c])
-        return budgets
-
     def select_for_training(self, view: PruningView) -> TokenSelection:
         rows = [True] * view.visual_valid.shape[0]
         return self.quota_top_k(view, view.signals.text_visual_logits(), rows, cache=False)
-
-    def training_diagnostics(self, view: PruningView, selection: TokenSelection | None) -> dict:
-        return {"gate_state": 1.0}  # the gate is open for every training frame
 
     def observe(self, view: PruningView, selection: TokenSelection | None) -> None:
         if self.config.gate and self.config.motion_source == "action_fk":

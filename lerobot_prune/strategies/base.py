@@ -100,21 +100,33 @@ class SignalSource(abc.ABC):
 
 
 class TokenPruner(abc.ABC):
-    """Base class of all strategies.
+    """Base class of all strategies: `select` is required; the other hooks default to doing nothing.
 
     Class attributes:
-        stage: "pre_llm" (decides on embeddings, before the VLM) or "in_llm" (decides at layer K).
-        mode: "drop" removes tokens physically; "mask" keeps the sequence and masks pruned keys.
+        stage: "pre_llm" (decides on embeddings, before the VLM), "in_llm" (decides at layer K) or
+            "mask_all_layers" (decides after a probe pass, hides tokens from every layer).
         signals: names of the `SignalSource` methods `select` calls (documentation and validation).
+        expert_steps: steps of the denoising loop whose attention `expert_layers` captures: "all" or "first".
+        cannot_train: why the strategy cannot select in a training forward (None: it can, with
+            `select_for_training`); `check_training` raises with it.
+        training_diagnostics: constant diagnostics of a training selection, logged as
+            `train/pruning/<name>` (e.g. a gate that is always open in training).
+
+    Instance attributes:
+        mode: "drop" removes tokens physically; "mask" keeps the sequence and masks pruned keys (per
+            instance: a strategy may take it from its config, and both give the same actions in-LLM).
     """
 
     config_class: ClassVar[type[PruningConfig]]
     stage: ClassVar[Stage] = "pre_llm"
-    mode: ClassVar[Mode] = "drop"
     signals: ClassVar[frozenset[str]] = frozenset()
+    expert_steps: ClassVar[str] = "all"
+    cannot_train: ClassVar[str | None] = None
+    training_diagnostics: ClassVar[dict] = {}
 
     def __init__(self, config: PruningConfig):
         self.config = config
+        self.mode: Mode = "drop"
 
     @property
     def prune_layer(self) -> int:
@@ -123,27 +135,40 @@ class TokenPruner(abc.ABC):
 
     @property
     def preserve_positions(self) -> bool:
-        """Whether kept tokens keep their original RoPE positions (always true in-LLM)."""
-        return self.stage == "in_llm" or bool(getattr(self.config, "preserve_positions", False))
+        """Whether kept tokens keep their original RoPE positions (always, unless pruned before the VLM)."""
+        return self.stage != "pre_llm" or bool(getattr(self.config, "preserve_positions", False))
 
     def is_noop(self) -> bool:
         """True when this strategy can never remove a token (the unmodified policy path runs)."""
-        return getattr(self.config, "keep_ratio", 1.0) >= 1.0
+        return self.config.is_noop()
 
-    # Steps of the denoising loop whose expert attention `expert_layers` captures: "all" or "first".
-    expert_steps: ClassVar[str] = "all"
+    def budget(self, view: PruningView) -> tuple[Tensor, int]:
+        """(`[B]` long kept count per sample, a host-side bound of it) for the config's `keep_ratio`."""
+        return view.budget(self.config.keep_ratio), view.budget_bound(self.config.keep_ratio)
+
+    def check_training(self) -> None:
+        """Raises before any work in a training forward if this strategy cannot select during training."""
+        if self.cannot_train is not None:
+            name = self.config.type
+            raise ValueError(
+                f"pruning.type={name} cannot prune during training: {self.cannot_train}; set "
+                f"--policy.pruning.in_training=false ({name} then prunes at inference only)."
+            )
+
+    # Hooks, each overridden by the strategies that need it.
 
     def bind(self, policy_config, checkpoint_dir=None, backbone: dict | None = None) -> None:  # noqa: B027
         """Called when the policy is built (and again with the checkpoint folder when it is loaded)."""
 
-    def reset(self) -> None:  # noqa: B027  (optional hook)
+    def reset(self) -> None:  # noqa: B027
         """Clears all per-episode state (called from `policy.reset()`)."""
 
     def check_ready(self) -> None:  # noqa: B027
         """Raises before any model work if the strategy lacks something it needs (e.g. calibration)."""
 
     def prepare(self, view: PruningView) -> None:  # noqa: B027
-        """Called before the VLM's first layer; may request signals (`view.signals.capture_layers`)."""
+        """Called before the VLM's first layer at inference (never in training); may request signals
+        (`view.signals.capture_layers`) or update per-episode state."""
 
     def language_query(self) -> str | None:
         """The `attention_to_visual` query naming language rows ("last_text", "text") this strategy's `select`
@@ -159,26 +184,16 @@ class TokenPruner(abc.ABC):
     def select(self, view: PruningView) -> TokenSelection | None:
         """Chooses the visual tokens to keep for this call; `None` keeps all of them."""
 
-    def check_training(self) -> None:  # noqa: B027
-        """Raises before any work in a training forward if this strategy cannot select during training."""
-
-    def prepare_for_training(self, view: PruningView) -> None:
-        """`prepare` for one training batch; must not read or write per-episode state."""
-        self.prepare(view)
-
     def select_for_training(self, view: PruningView) -> TokenSelection | None:
         """The selection of one training batch (pruning-aware fine-tuning, `pruning.in_training`).
 
         Every sample of a training batch is an independent frame: this must neither read nor write the
         per-episode state that `select`/`observe` keep, so strategies whose inference rule needs history
         override it with a history-free rule. Called without gradients, after the prefill reached
-        layer K-1; `diagnostics()` is not updated (see `training_diagnostics`).
+        layer K-1, with no `prepare` before it; `diagnostics()` is not updated (see `training_diagnostics`).
         """
+        self.check_training()
         return self.select(view)
-
-    def training_diagnostics(self, view: PruningView, selection: TokenSelection | None) -> dict:
-        """Numeric diagnostics of the last training selection, logged as `train/pruning/<name>`."""
-        return {}
 
     def observe(self, view: PruningView, selection: TokenSelection | None) -> None:  # noqa: B027
         """Called after the action chunk is produced (temporal strategies record state here)."""
@@ -204,5 +219,4 @@ class TopKScorer(TokenPruner):
         """`[B, M]` float scores of the visual tokens; higher is kept first (invalid ones are never kept)."""
 
     def select(self, view: PruningView) -> TokenSelection:
-        ratio = self.config.keep_ratio
-        return top_k(self.score(view), view.visual_valid, view.budget(ratio), view.budget_bound(ratio))
+        return top_k(self.score(view), view.visual_valid, *self.budget(view))

@@ -31,7 +31,6 @@ class DivPrunePruner(TokenPruner):
     signals = frozenset({"visual_embeds"})
 
     def select(self, view: PruningView) -> TokenSelection:
-        budget = view.budget(self.config.keep_ratio)
-        picks = max_min_diversity(view.signals.visual_embeds(), view.visual_valid, budget,
-                                  view.budget_bound(self.config.keep_ratio))  # fmt: skip
+        budget, bound = self.budget(view)
+        picks = max_min_diversity(view.signals.visual_embeds(), view.visual_valid, budget, bound)
         return indices_to_selection(picks, budget, view.num_visual)

@@ -51,6 +51,7 @@ class DTPConfig(PruningConfig):
     corner_suppression: bool = True
     apply: str = "mask"
     summary = "DTP: hides tokens outside the prompt's region that the actions attend to (probe + re-run)."
+    sweep_field = "tau"  # DTP has no keep ratio
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -69,39 +70,35 @@ class DTPConfig(PruningConfig):
     def validate_for_model(self, vlm_depth: int) -> None:
         check_layers("pruning.layers", self.layers, vlm_depth)
 
+    def is_noop(self) -> bool:
+        return math.isinf(self.tau)
+
+    @classmethod
+    def small_backbone_settings(cls, vlm_depth: int) -> dict:
+        return {"layers": [1, 2]} if vlm_depth <= 6 else {}
+
+    @classmethod
+    def test_settings(cls, vlm_depth: int) -> dict:
+        return cls.small_backbone_settings(vlm_depth) | {"tau": 0.3}
+
 
 @register_strategy("dtp", DTPConfig)
 class DTPPruner(TokenPruner):
     stage = "mask_all_layers"
     expert_steps = "first"
     signals = frozenset({"attention_to_visual", "expert_attention"})
+    cannot_train = "dtp needs the action expert's attention from a denoising probe"
 
     def __init__(self, config: DTPConfig):
         super().__init__(config)
         self.mode = config.apply
         self._diagnostics: dict = {}
 
-    @property
-    def preserve_positions(self) -> bool:
-        return True
-
-    def is_noop(self) -> bool:
-        return math.isinf(self.config.tau)
-
     def language_query(self) -> str | None:
         return "text"
 
     def prepare(self, view: PruningView) -> None:
         view.signals.capture_layers(self.config.layers)
-
-    def check_training(self) -> None:
-        raise ValueError(
-            "pruning.type=dtp cannot prune during training: dtp needs the action expert's attention from a "
-            "denoising probe; set --policy.pruning.in_training=false (DTP then prunes at inference only)."
-        )
-
-    def select_for_training(self, view: PruningView) -> TokenSelection | None:
-        self.check_training()
 
     def expert_layers(self, view: PruningView) -> list[int]:
         return list(range(view.vlm_depth))

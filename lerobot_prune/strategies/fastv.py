@@ -35,6 +35,10 @@ class FastVConfig(KeepRatioConfig):
     def validate_for_model(self, vlm_depth: int) -> None:
         check_prune_layer(self.layer, vlm_depth)
 
+    @classmethod
+    def test_settings(cls, vlm_depth: int) -> dict:
+        return {"keep_ratio": 0.25}
+
 
 @register_strategy("fastv", FastVConfig)
 class FastVPruner(TopKScorer):

@@ -12,13 +12,15 @@ from .base import PruningView, TokenPruner
 @dataclass
 class NoPruningConfig(PruningConfig):
     summary = "Full vision: the unmodified LeRobot policy (bit-identical actions)."
+    selects_tokens = False
+    is_reference = True
+
+    def is_noop(self) -> bool:
+        return not self.compact
 
 
 @register_strategy("none", NoPruningConfig)
 class NoPruner(TokenPruner):
-    def is_noop(self) -> bool:
-        return not self.config.compact
-
     def select(self, view: PruningView) -> None:
         return None
 
@@ -29,6 +31,7 @@ class CompactConfig(PruningConfig):
 
     compact: bool = True
     summary = "Lossless: drops tokens of padded/missing cameras and language padding before the VLM."
+    selects_tokens = False
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -26,6 +26,10 @@ class RandomConfig(KeepRatioConfig):
     preserve_positions: bool = False
     summary = "Baseline: keeps a seeded uniformly random subset of the visual tokens, before the VLM."
 
+    @classmethod
+    def test_settings(cls, vlm_depth: int) -> dict:
+        return {"keep_ratio": 0.3}
+
 
 _MASK = 0xFFFFFFFF
 
@@ -86,5 +90,4 @@ class RandomPruner(TokenPruner):
         scores = hash_uniform(self.config.seed, self._calls, view.num_visual)
         self._calls.add_(1)
         scores = scores[None, :].expand_as(view.visual_valid)
-        ratio = self.config.keep_ratio
-        return top_k(scores, view.visual_valid, view.budget(ratio), view.budget_bound(ratio))
+        return top_k(scores, view.visual_valid, *self.budget(view))

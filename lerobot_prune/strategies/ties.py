@@ -1,5 +1,5 @@
-"""`ties`: trust the attention ranking only when layers disagree about it (methods_spec §4), and the
-rank-selection baselines TIES compares against (§2.7).
+"""`ties`: trust the attention ranking only when layers disagree about it (methods_spec §4); its offline
+statistics are in `ties_calibration.py`, the rank-selection baselines it compares against in `ties_ranks.py`.
 
 Per call, for the tokens' attention column sums at layer K-1: `floor(w * M~)` come from the top of the
 ranking, the rest are sampled uniformly over the remaining ranks (or by DivPrune). The trust weight `w`
@@ -22,73 +22,22 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..config import KeepRatioConfig, check_choice, check_prune_layer, check_range
-from ..ops import kendall_tau_b, max_min_diversity, uniform_rank_sample
+from ..ops import max_min_diversity, uniform_rank_sample
 from ..registry import register_strategy
 from ..selection import TokenSelection, indices_to_selection
 from .base import PruningView, TokenPruner
+from .ties_calibration import (
+    CALIBRATION_FILENAME,
+    CALIBRATION_VERSION,
+    SYNTHETIC_STATS,
+    TAU_ITEMS,
+    calibration_record,  # noqa: F401  (re-exported: its import path before the split)
+    frame_tau,
+    trust_weight,
+)
 
-CALIBRATION_FILENAME = "ties_calibration.json"
-CALIBRATION_VERSION = 1
 TRUST_RULES = ("soft", "hard")
 SUPPLEMENTS = ("uniform", "divprune")
-TAU_ITEMS = ("top_earlier", "union")
-
-
-def frame_tau(columns: Tensor, valid: Tensor, k: int, items: str = "top_earlier") -> float:
-    """Mean Kendall τ_b of the attention ranking between consecutive layers (§4.3).
-
-    Args:
-        columns: `[L, M]` attention column scores of one frame at every VLM layer.
-        valid: `[M]` bool. k: k_τ, the size of each layer's top set.
-    """
-    masked = columns.float().masked_fill(~valid, float("-inf"))
-    order = torch.sort(masked, dim=1, descending=True, stable=True).indices[:, :k]  # [L, k]
-    if items == "top_earlier":
-        earlier = columns[:-1].gather(1, order[:-1])
-        later = columns[1:].gather(1, order[:-1])
-        return float(kendall_tau_b(earlier, later).mean())
-    taus = []
-    for layer in range(columns.shape[0] - 1):
-        union = torch.unique(torch.cat([order[layer], order[layer + 1]]))
-        taus.append(kendall_tau_b(columns[layer, union], columns[layer + 1, union]))
-    return float(torch.stack(taus).mean())
-
-
-def trust_weight(tau: float, stats: dict, rule: str) -> float:
-    """w(τ): Hard-TIES 1 below τ_med, 0 above; Soft-TIES piecewise linear through
-    (P5, 1), (median, 0.5), (P95, 0) ([DECISION] T3)."""
-    low, median, high = stats["tau_p5"], stats["tau_median"], stats["tau_p95"]
-    if rule == "hard":
-        return 0.0 if tau > median else 1.0
-    if tau <= low:
-        return 1.0
-    if tau >= high:
-        return 0.0
-    if tau <= median:
-        return 1.0 - 0.5 * (tau - low) / max(median - low, 1e-12)
-    return 0.5 - 0.5 * (tau - median) / max(high - median, 1e-12)
-
-
-def calibration_record(taus: list[float], backbone: dict, layer: int, keep_ratio: float, source: str) -> dict:
-    """The JSON saved next to a checkpoint by `lerobot-prune calibrate` (§4.4)."""
-    ordered = sorted(taus)
-
-    def quantile(q: float) -> float:
-        return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-    return {
-        "version": CALIBRATION_VERSION,
-        "backbone": backbone,
-        "layer": layer,
-        "k_tau": "budget",
-        "keep_ratio": keep_ratio,
-        "frames": len(taus),
-        "source": source,
-        "tau_median": quantile(0.5),
-        "tau_p5": quantile(0.05),
-        "tau_p95": quantile(0.95),
-        "taus": taus,
-    }
 
 
 @dataclass
@@ -111,6 +60,7 @@ class TIESConfig(KeepRatioConfig):
     tau_items: str = "top_earlier"
     calibration_path: str | None = None
     summary = "TIES: top-k when layers' attention rankings disagree (low Kendall τ), else uniform sampling."
+    needs_calibration = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -144,6 +94,7 @@ class TIESPruner(TokenPruner):
 
     stage = "in_llm"
     signals = frozenset({"attention_to_visual", "visual_embeds"})
+    training_diagnostics = {"trust_weight": 1.0}  # training uses full trust
 
     def __init__(self, config: TIESConfig):
         super().__init__(config)
@@ -185,6 +136,10 @@ class TIESPruner(TokenPruner):
             )
         self.stats = stats
 
+    def synthetic_calibration(self) -> dict:
+        """`SYNTHETIC_STATS` matching this config (for `load_calibration`; never for a real evaluation)."""
+        return {**SYNTHETIC_STATS, "layer": self.config.layer, "keep_ratio": self.config.keep_ratio}
+
     def check_ready(self) -> None:
         if self.stats is None:
             raise RuntimeError(
@@ -213,10 +168,9 @@ class TIESPruner(TokenPruner):
     def select(self, view: PruningView) -> TokenSelection | None:
         if self._all_anchor:
             return None
-        valid, ratio = view.visual_valid, self.config.keep_ratio
-        scores = view.signals.attention_to_visual("all")
-        order = ranked(scores, valid)
-        budget, bound = view.budget(ratio), view.budget_bound(ratio)
+        valid = view.visual_valid
+        order = ranked(view.signals.attention_to_visual("all"), valid)
+        budget, bound = self.budget(view)
         trust = self.trust if self.trust is not None else torch.ones_like(budget, dtype=torch.float)
         num_top = torch.floor(trust * budget).long()
         chosen = self.combine(view, order, budget, num_top, bound)
@@ -228,17 +182,10 @@ class TIESPruner(TokenPruner):
             chosen, torch.where(self._anchoring, valid.sum(1), budget), view.num_visual
         )
 
-    def prepare_for_training(self, view: PruningView) -> None:
-        pass  # the anchor logic of prepare() is per-episode state
-
     def select_for_training(self, view: PruningView) -> TokenSelection:
-        ratio = self.config.keep_ratio
         order = ranked(view.signals.attention_to_visual("all"), view.visual_valid)
-        budget, bound = view.budget(ratio), view.budget_bound(ratio)
+        budget, bound = self.budget(view)
         return indices_to_selection(order[:, :bound], budget, view.num_visual)
-
-    def training_diagnostics(self, view: PruningView, selection: TokenSelection | None) -> dict:
-        return {"trust_weight": 1.0}
 
     def combine(
         self, view: PruningView, order: Tensor, budget: Tensor, num_top: Tensor, bound: int
@@ -288,79 +235,3 @@ class TIESPruner(TokenPruner):
             "reanchored": self._anchoring,
             "similarity": self._similarity,
         }
-
-
-@dataclass
-class TIESRankConfig(KeepRatioConfig):
-    """Args:
-    keep_ratio: Fraction of valid visual tokens kept (TIES: 56/256).
-    layer: K; ranks come from the attention column sums at layer K-1.
-    """
-
-    keep_ratio: float = 0.219
-    layer: int = 2
-
-    def validate_for_model(self, vlm_depth: int) -> None:
-        check_prune_layer(self.layer, vlm_depth)
-
-
-class RankPruner(TokenPruner):
-    """Keeps a fixed band of ranks of the attention column sums at layer K-1 (§2.7)."""
-
-    stage = "in_llm"
-    signals = frozenset({"attention_to_visual"})
-
-    def first_rank(self, num_valid: Tensor, budget: Tensor) -> Tensor:
-        return torch.zeros_like(budget)
-
-    def select(self, view: PruningView) -> TokenSelection:
-        ratio = self.config.keep_ratio
-        order = ranked(view.signals.attention_to_visual("all"), view.visual_valid)
-        budget, bound, num_valid = view.budget(ratio), view.budget_bound(ratio), view.visual_valid.sum(1)
-        return indices_to_selection(self.pick(order, num_valid, budget, bound), budget, view.num_visual)
-
-    def pick(self, order: Tensor, num_valid: Tensor, budget: Tensor, bound: int) -> Tensor:
-        return take_ranks(order, self.first_rank(num_valid, budget), bound)
-
-
-@dataclass
-class TIESTopKConfig(TIESRankConfig):
-    summary = "TIES baseline: the top-k ranks of the attention column sums at layer K-1."
-
-
-@register_strategy("ties_topk", TIESTopKConfig)
-class TIESTopK(RankPruner):
-    pass
-
-
-@dataclass
-class TIESBottomKConfig(TIESRankConfig):
-    summary = "TIES baseline: the last k of the top 2k ranks ([DECISION] K_top = 2k)."
-
-
-@register_strategy("ties_bottomk", TIESBottomKConfig)
-class TIESBottomK(RankPruner):
-    def first_rank(self, num_valid: Tensor, budget: Tensor) -> Tensor:
-        return (torch.minimum(2 * budget, num_valid) - budget).clamp(min=0)
-
-
-@dataclass
-class TIESMiddleConfig(TIESRankConfig):
-    summary = "TIES baseline: k consecutive ranks from the middle of the ranking."
-
-
-@register_strategy("ties_middle", TIESMiddleConfig)
-class TIESMiddle(RankPruner):
-    def first_rank(self, num_valid: Tensor, budget: Tensor) -> Tensor:
-        return torch.div(num_valid - budget, 2, rounding_mode="floor")
-
-
-@dataclass
-class TIESUniformConfig(TIESRankConfig):
-    summary = "TIES baseline: k ranks spread uniformly over the whole ranking."
-
-
-@register_strategy("ties_uniform", TIESUniformConfig)
-class TIESUniform(RankPruner):
-    def pick(self, order: Tensor, num_valid: Tensor, budget: Tensor, bound: int) -> Tensor:
-        return uniform_rank_sample(order, num_valid, budget, bound)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from torch import Tensor
 
@@ -66,6 +67,10 @@ class VLAPrunerConfig(KeepRatioConfig):
         check_prune_layer(self.layer, vlm_depth)
         check_layers("pruning.action_layers", self.action_layers, vlm_depth)
 
+    @classmethod
+    def test_settings(cls, vlm_depth: int) -> dict:
+        return {"window": 1, "keep_ratio": 0.25}
+
 
 def temporal_weights(length: int, gamma: float, weighting: str) -> list[float]:
     """Weights of the stored vectors, oldest first, normalised to sum 1 (§3.3, ambiguity V1)."""
@@ -86,32 +91,37 @@ def min_max(scores: Tensor, valid: Tensor) -> Tensor:
 
 @register_strategy("vla_pruner", VLAPrunerConfig)
 class VLAPruner(TokenPruner):
-    """Per-episode state: a deque of the last `window` action-attention vectors `[B, num_cams * 256]`."""
+    """Per-episode state: a deque of the last `window` action-attention vectors `[B, num_cams * 256]`.
+
+    The ablations (§2.6) are subclasses that replace `rank`, the rule applied once the history is warm.
+    """
 
     stage = "in_llm"
     signals = frozenset({"attention_to_visual", "visual_embeds", "expert_attention"})
-    levels = "dual"  # "dual", "prefill_only", "action_only", "score_fusion"
+    # Whether `rank` reads the action-attention history (and so the first `window` calls run unpruned).
+    uses_history: ClassVar[bool] = True
+    training_diagnostics = {"warm": 1.0}  # no warm-up in training
 
     def __init__(self, config: VLAPrunerConfig):
         super().__init__(config)
         self.history: deque[Tensor] = deque(maxlen=config.window)
         self._diagnostics: dict = {}
 
-    @property
-    def uses_history(self) -> bool:
-        return self.levels != "prefill_only"
-
     def reset(self) -> None:
         self.history.clear()
         self._diagnostics = {}
 
     def language_query(self) -> str | None:
-        return None if self.levels == "action_only" else SEMANTIC_QUERIES[self.config.semantic]
+        return SEMANTIC_QUERIES[self.config.semantic]
 
     def expert_layers(self, view: PruningView) -> list[int]:
         if not self.uses_history:
             return []
         return list(self.config.action_layers) or list(range(view.vlm_depth // 2, view.vlm_depth))
+
+    def semantic_scores(self, view: PruningView) -> Tensor:
+        """`[B, M]` S_sem: the prefill attention onto the visual keys at layer K-1."""
+        return view.signals.attention_to_visual(SEMANTIC_QUERIES[self.config.semantic])
 
     def smoothed_action_scores(self, view: PruningView) -> Tensor:
         """`[B, M]` Ŝ_act from the stored vectors, in the view's visual columns."""
@@ -127,20 +137,17 @@ class VLAPruner(TokenPruner):
         self._diagnostics = {"warm": warm, "history_length": len(self.history)}
         if not warm:
             return None
-        ratio, valid = self.config.keep_ratio, view.visual_valid
-        budget, bound = view.budget(ratio), view.budget_bound(ratio)
-        if self.levels == "action_only":
-            return top_k(self.smoothed_action_scores(view), valid, budget, bound)
-        semantic = view.signals.attention_to_visual(SEMANTIC_QUERIES[self.config.semantic])
-        if self.levels == "prefill_only":
-            return top_k(semantic, valid, budget, bound)
-        action = self.smoothed_action_scores(view)
-        if self.levels == "score_fusion":
-            alpha = self.config.alpha
-            return top_k(
-                alpha * min_max(semantic, valid) + (1 - alpha) * min_max(action, valid), valid, budget, bound
-            )
-        return self.dual_level(view, semantic, action, budget, bound)
+        return self.rank(view, *self.budget(view))
+
+    def rank(self, view: PruningView, budget: Tensor, bound: int) -> TokenSelection:
+        """The selection once the history is warm (dual level here; the ablations override it).
+
+        Args:
+            budget: `[B]` long kept count per sample; bound: a host-side upper bound of it.
+        """
+        return self.dual_level(
+            view, self.semantic_scores(view), self.smoothed_action_scores(view), budget, bound
+        )
 
     def dual_level(self, view: PruningView, semantic: Tensor, action: Tensor, budget: Tensor, bound: int):
         """Union of the two top-M~ sets, then max-min diversity on layer-0 embeddings inside the union."""
@@ -154,12 +161,7 @@ class VLAPruner(TokenPruner):
         return indices_to_selection(picks, budget, num_visual)
 
     def select_for_training(self, view: PruningView) -> TokenSelection:
-        semantic = view.signals.attention_to_visual(SEMANTIC_QUERIES[self.config.semantic])
-        ratio = self.config.keep_ratio
-        return top_k(semantic, view.visual_valid, view.budget(ratio), view.budget_bound(ratio))
-
-    def training_diagnostics(self, view: PruningView, selection: TokenSelection | None) -> dict:
-        return {"warm": 1.0}  # no warm-up in training
+        return top_k(self.semantic_scores(view), view.visual_valid, *self.budget(view))
 
     def observe(self, view: PruningView, selection: TokenSelection | None) -> None:
         if view.expert_attention is None:
@@ -175,21 +177,38 @@ class VLAPruner(TokenPruner):
 @dataclass
 class VLAPrunerPrefillOnlyConfig(VLAPrunerConfig):
     summary = "VLA-Pruner ablation: top-k of the prefill (semantic) attention only, no warm-up."
+    is_ablation = True
+
+    @classmethod
+    def test_settings(cls, vlm_depth: int) -> dict:
+        return {}
 
 
 @register_strategy("vla_pruner_prefill_only", VLAPrunerPrefillOnlyConfig)
 class VLAPrunerPrefillOnly(VLAPruner):
-    levels = "prefill_only"
+    uses_history = False
+
+    def rank(self, view: PruningView, budget: Tensor, bound: int) -> TokenSelection:
+        return top_k(self.semantic_scores(view), view.visual_valid, budget, bound)
 
 
 @dataclass
 class VLAPrunerActionOnlyConfig(VLAPrunerConfig):
     summary = "VLA-Pruner ablation: top-k of the temporally smoothed action attention only."
+    is_ablation = True
+
+    @classmethod
+    def test_settings(cls, vlm_depth: int) -> dict:
+        return {"window": 1}
 
 
 @register_strategy("vla_pruner_action_only", VLAPrunerActionOnlyConfig)
 class VLAPrunerActionOnly(VLAPruner):
-    levels = "action_only"
+    def language_query(self) -> str | None:
+        return None  # `rank` reads no language rows
+
+    def rank(self, view: PruningView, budget: Tensor, bound: int) -> TokenSelection:
+        return top_k(self.smoothed_action_scores(view), view.visual_valid, budget, bound)
 
 
 @dataclass
@@ -200,12 +219,22 @@ class VLAPrunerFusionConfig(VLAPrunerConfig):
 
     alpha: float = 0.5
     summary = "VLA-Pruner ablation: top-k of alpha*semantic + (1-alpha)*action (min-max normalised)."
+    is_ablation = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_range("pruning.alpha", self.alpha, 0.0, 1.0, low_open=False)
 
+    @classmethod
+    def test_settings(cls, vlm_depth: int) -> dict:
+        return {"window": 1}
+
 
 @register_strategy("vla_pruner_fusion", VLAPrunerFusionConfig)
 class VLAPrunerFusion(VLAPruner):
-    levels = "score_fusion"
+    def rank(self, view: PruningView, budget: Tensor, bound: int) -> TokenSelection:
+        semantic, action = self.semantic_scores(view), self.smoothed_action_scores(view)
+        valid, alpha = view.visual_valid, self.config.alpha
+        return top_k(
+            alpha * min_max(semantic, valid) + (1 - alpha) * min_max(action, valid), valid, budget, bound
+        )

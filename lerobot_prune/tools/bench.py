@@ -20,8 +20,8 @@ prefix keys and values the denoising loop reads (computed from the per-layer pre
 Compiled runs (`--compile_model=true`, LeRobot's own `torch.compile` of `sample_actions`): dynamo's
 cache is reset per run; `compiles_after_warmup` counts graphs compiled during the timed calls and during
 a second episode (reset, then warm-up-many calls); it must be 0.
-Bench-only settings: TIES uses synthetic calibration statistics, ADP runs with its gate off (static),
-DTP uses layers [1, 2] on backbones of at most 6 layers.
+Bench-only settings: each strategy's `small_backbone_settings` (e.g. ADP's gate off, DTP's layers inside a
+small backbone); strategies that need calibration use synthetic statistics.
 """
 
 from __future__ import annotations
@@ -37,15 +37,12 @@ from pathlib import Path
 
 import torch
 
-from ..metrics import _percentile, kv_cache_bytes
+from ..metrics import _percentile
 from ..profiling import PhaseClock
 from ..registry import build_pruner, list_strategies, make_pruning_config
 from .bench_models import BenchModels, build_models
-from .plot import Point, scatter
-
-SYNTHETIC_TIES_STATS = {"version": 1, "tau_median": 0.0, "tau_p5": -0.1, "tau_p95": 0.1}
-LEROBOT = "lerobot"  # the row of LeRobot's unmodified model
-PLOTTED = (LEROBOT, "compact", "random", "fastv", "sparsevlm", "divprune", "vla_pruner", "ties", "adp", "dtp")
+from .bench_report import LEROBOT, add_ratios, plot_bench, print_table
+from .progress import progress_bar
 
 
 @dataclass
@@ -80,27 +77,34 @@ def run_bench(args: BenchArgs, command: str | None = None) -> dict:
     for i in range(args.missing_cameras):
         models.inputs["img_masks"][-1 - i].fill_(False)
     weights_mb = _allocated_mb(args)
-    first = _measure(models.base, models, args, pruner=None)
-    runs = []
-    for name in args.strategies:
-        fields = make_pruning_config(name).__dataclass_fields__
-        for ratio in args.keep_ratios if "keep_ratio" in fields else [1.0]:
+    plan = [(name, ratio) for name in args.strategies
+            for ratio in (args.keep_ratios if list_strategies()[name].sweep_field == "keep_ratio" else [1.0])]  # fmt: skip
+    with progress_bar(len(plan) + 2, "bench", "run") as bar:  # + LeRobot's model first and last
+        bar.set_postfix_str("lerobot")
+        first = _measure(models.base, models, args, pruner=None)
+        bar.update()
+        runs = []
+        for name, ratio in plan:
+            bar.set_postfix_str(f"{name} keep={ratio}")
             models.pruned.pruner = _bench_pruner(name, ratio, args, models.pruned)
             runs.append({"strategy": name, "keep_ratio": ratio,
                          **_measure(models.pruned, models, args, pruner=name)})  # fmt: skip
-            print(f"{name} keep={ratio}: median {runs[-1]['median_ms']:.1f} ms", file=sys.stderr, flush=True)
-    last = _measure(models.base, models, args, pruner=None)
+            bar.write(f"{name} keep={ratio}: median {runs[-1]['median_ms']:.1f} ms", file=sys.stderr)
+            bar.update()
+        bar.set_postfix_str("lerobot")
+        last = _measure(models.base, models, args, pruner=None)
+        bar.update()
     baseline = {**first, "times": first["times"] + last["times"]}
     baseline.update(median_ms=statistics.median(baseline["times"]), p95_ms=_percentile(baseline["times"], 95))
     runs.insert(0, {"strategy": LEROBOT, "keep_ratio": 1.0, **baseline})
-    _add_ratios(runs, models, args)
+    add_ratios(runs, models, args.dtype)
     result = {"method": __doc__.strip().splitlines()[2:], "command": command, "args": asdict(args),
               "machine": _machine(args), "weights_mb": weights_mb, "runs": runs}  # fmt: skip
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     plot_path = plot_bench(result, out.with_suffix(".png"))
-    _print_table(runs)
+    print_table(runs)
     print(f"JSON: {out}\nPlot: {plot_path}")
     return result
 
@@ -126,20 +130,17 @@ def _check(args: BenchArgs) -> None:
 
 
 def _bench_pruner(name: str, ratio: float, args: BenchArgs, model):
-    fields = {"keep_ratio": ratio} if ratio < 1.0 else {}
-    if name == "adp":
-        fields["gate"] = False
-    if name == "dtp" and model.vlm_depth <= 6:
-        fields["layers"] = [1, 2]
-    if name not in ("none", "compact"):
+    config_cls = list_strategies()[name]
+    fields = config_cls.small_backbone_settings(model.vlm_depth)
+    if ratio < 1.0:
+        fields["keep_ratio"] = ratio
+    if config_cls.selects_tokens:  # `none` stays full vision, `compact` is compact by definition
         fields["compact"] = args.compact
     config = make_pruning_config(name, **fields)
     config.validate_for_model(model.vlm_depth)
     pruner = build_pruner(config)
-    if name == "ties":
-        pruner.load_calibration(
-            {**SYNTHETIC_TIES_STATS, "layer": config.layer, "keep_ratio": config.keep_ratio}
-        )
+    if config.needs_calibration:
+        pruner.load_calibration(pruner.synthetic_calibration())
     return pruner
 
 
@@ -218,37 +219,6 @@ def _phases(model, models: BenchModels, args: BenchArgs) -> dict:
     }
 
 
-def _add_ratios(runs: list[dict], models: BenchModels, args: BenchArgs) -> None:
-    """FLOP ratios, speed-ups and KV-cache sizes; replaces each run's trace by its summary."""
-    vlm, expert = models.pruned.layer_dims
-    traces = [r["trace"] for r in runs if "trace" in r]
-    full_lengths = [traces[0].full_length] * models.pruned.vlm_depth
-    full_prefix, full_denoise = traces[0].flops(vlm, expert, full_lengths)
-    full = full_prefix + full_denoise
-    phases = [runs[0].get(k) for k in ("vision_ms", "prefix_ms", "denoise_ms")]
-    value_bytes = 2 if args.dtype == "bfloat16" else 4
-    full_kv = kv_cache_bytes(vlm, full_lengths, value_bytes)
-    baseline = runs[0]["median_ms"]
-    for r in runs:
-        trace = r.pop("trace", None)
-        prefix, denoise = trace.flops(vlm, expert) if trace is not None else (full_prefix, full_denoise)
-        flops = prefix + denoise
-        lengths = trace.prefix_lengths if trace is not None else full_lengths
-        kv = kv_cache_bytes(vlm, lengths, value_bytes)
-        e2e = (models.vision_flops + flops) / (models.vision_flops + full)
-        speedup = r.get("paired_lerobot_ms", baseline) / r["median_ms"]
-        r.update(
-            kept_visual=int(trace.kept_per_camera.sum()) if trace is not None else None,
-            mean_prefix_length=sum(lengths) / len(lengths),
-            time_ratio=1 / speedup, speedup=speedup, p95_over_median=r["p95_ms"] / r["median_ms"],
-            flop_ratio=flops / full, e2e_flop_ratio=e2e, flop_allowed_speedup=1 / e2e,
-            flop_efficiency=speedup * e2e, kv_cache_mb=kv / 2**20, kv_cache_saving=1 - kv / full_kv,
-            phase_weighted_flop_ratio=None if None in phases else (
-                (phases[0] + phases[1] * prefix / full_prefix + phases[2] * denoise / full_denoise) / sum(phases)),
-        )  # fmt: skip
-        r.pop("times")
-
-
 def _reset_peak(args: BenchArgs) -> None:
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
@@ -263,43 +233,6 @@ def _peak(args: BenchArgs) -> dict:
         return {"peak_mb": None, "peak_above_weights_mb": None}
     peak = torch.cuda.max_memory_allocated() / 2**20
     return {"peak_mb": peak, "peak_above_weights_mb": peak - _allocated_mb(args)}
-
-
-def _print_table(runs: list[dict]) -> None:
-    def fmt(value, spec: str) -> str:
-        return "-" if value is None else format(value, spec)
-
-    header = ("strategy", "keep", "kept", "median ms", "p95 ms", "speed-up", "FLOP-allowed", "of allowed",
-              "vision", "prefix", "denoise", "strategy %", "KV MB")  # fmt: skip
-    print("".join(f"{h:>13}" if i else f"{h:<26}" for i, h in enumerate(header)))
-    for r in runs:
-        cells = (r["keep_ratio"], fmt(r["kept_visual"], "d"), fmt(r["median_ms"], ".1f"), fmt(r["p95_ms"], ".1f"),
-                 fmt(r["speedup"], ".2f"), fmt(r["flop_allowed_speedup"], ".2f"), fmt(r["flop_efficiency"], ".0%"),
-                 fmt(r.get("vision_ms"), ".1f"), fmt(r.get("prefix_ms"), ".1f"), fmt(r.get("denoise_ms"), ".1f"),
-                 fmt(r.get("overhead_share"), ".1%"), fmt(r["kv_cache_mb"], ".2f"))  # fmt: skip
-        print(f"{r['strategy']:<26}" + "".join(f"{c!s:>13}" for c in cells))
-
-
-def plot_bench(result: dict, path: Path) -> Path:
-    """Median latency against keep ratio per strategy (solid), with each run's FLOP-ratio ideal (hollow:
-    LeRobot's latency times the end-to-end FLOP ratio)."""
-    runs = result["runs"]
-    baseline = runs[0]["median_ms"]
-    points = []
-    if len({r["strategy"] for r in runs}) > len(PLOTTED):  # ablations and rank baselines stay in the JSON
-        runs = [r for r in runs if r["strategy"] in PLOTTED]
-    for r in runs:
-        label = f"{r['strategy']} {r['speedup']:.2f}x" if r["keep_ratio"] < 1.0 else r["strategy"]
-        points.append(Point(r["keep_ratio"], r["median_ms"], label, r["strategy"]))
-        if r["strategy"] != LEROBOT:
-            points.append(
-                Point(r["keep_ratio"], baseline * r["e2e_flop_ratio"], "", r["strategy"], hollow=True)
-            )
-    a = result["args"]
-    title = (f"{a['policy_type']} {a['size']}, {a['cameras']} cameras, {a['dtype']}, {a['device']}"
-             f"{', compiled' if a['compile_model'] else ''}: latency vs keep ratio (hollow = FLOP ideal)")  # fmt: skip
-    return scatter(points, path, x_label="kept fraction of visual tokens", y_label="median ms per call",
-                   title=title, size=(1100, 700), connect=True)  # fmt: skip
 
 
 def _machine(args: BenchArgs) -> dict:

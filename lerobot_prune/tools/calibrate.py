@@ -19,8 +19,11 @@ import torch
 from lerobot.configs import PreTrainedConfig
 from lerobot.utils.constants import OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
 
-from ..registry import build_pruner, make_pruning_config
-from ..strategies.ties import CALIBRATION_FILENAME, TAU_ITEMS, TIESConfig, calibration_record, frame_tau
+from ..registry import build_pruner
+from ..strategies.none import NoPruningConfig
+from ..strategies.ties import TIESConfig
+from ..strategies.ties_calibration import CALIBRATION_FILENAME, TAU_ITEMS, calibration_record, frame_tau
+from .progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +88,7 @@ def calibrate(args: CalibrateArgs) -> Path:
     layer = args.layer if args.layer is not None else ties.layer
     TIESConfig(keep_ratio=keep_ratio, layer=layer, tau_items=args.tau_items)  # validates
     policy = get_policy_class(config.type).from_pretrained(args.policy_path, config=config)
-    policy.model.pruner = build_pruner(make_pruning_config("none"))  # calibration runs full vision
+    policy.model.pruner = build_pruner(NoPruningConfig())  # calibration runs full vision
     from lerobot.policies.factory import make_pre_post_processors
 
     preprocessor, postprocessor = make_pre_post_processors(
@@ -93,6 +96,7 @@ def calibrate(args: CalibrateArgs) -> Path:
         preprocessor_overrides={"device_processor": {"device": args.device}},
     )  # fmt: skip
     taus: list[float] = []
+    bar = progress_bar(args.frames, "calibrate", "frame")
 
     def measure(batch: dict) -> None:
         images, img_masks = policy._preprocess_images(batch)
@@ -104,16 +108,18 @@ def calibrate(args: CalibrateArgs) -> Path:
             if len(taus) < args.frames:
                 budget = max(2, round(int(valid[row].sum()) * keep_ratio))
                 taus.append(frame_tau(columns[row], valid[row], budget, args.tau_items))
-                if len(taus) % 10 == 0 or len(taus) == args.frames:
-                    logger.info("calibrate: %d/%d frames, median τ so far %.4f", len(taus), args.frames,
-                                statistics.median(taus))  # fmt: skip
+                bar.update()
+                bar.set_postfix_str(f"median τ {statistics.median(taus):.4f}", refresh=False)
 
-    if args.env_type is not None:
-        source = f"env:{args.env_type}"
-        _frames_from_env(args, policy, preprocessor, postprocessor, measure, lambda: len(taus) >= args.frames)
-    else:
-        source = f"dataset:{args.dataset_repo_id}"
-        _frames_from_dataset(args, preprocessor, measure)
+    with bar:
+        if args.env_type is not None:
+            source = f"env:{args.env_type}"
+            _frames_from_env(
+                args, policy, preprocessor, postprocessor, measure, lambda: len(taus) >= args.frames
+            )
+        else:
+            source = f"dataset:{args.dataset_repo_id}"
+            _frames_from_dataset(args, preprocessor, measure)
     record = calibration_record(taus, policy.model.backbone_info, layer, keep_ratio, source)
     out = Path(args.out or ties.calibration_path or Path(args.policy_path) / CALIBRATION_FILENAME)
     out.write_text(json.dumps(record, indent=2))

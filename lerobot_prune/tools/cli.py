@@ -51,7 +51,7 @@ class ReportArgs:
 def cmd_list(argv: list[str]) -> None:
     for name, config_cls in list_strategies().items():
         print(f"{name}: {config_cls.summary}")
-        defaults = config_cls() if name != "compact" else config_cls(compact=True)
+        defaults = config_cls()
         for f in fields(config_cls):
             print(f"    --policy.pruning.{f.name}={getattr(defaults, f.name)!r}")
 

@@ -110,7 +110,8 @@ def record(args: RecordArgs) -> Path:
     """Records `episodes_per_task` successful expert episodes per task; returns the dataset root."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
     from lerobot.envs.metaworld import TASK_DESCRIPTIONS
-    from tqdm import tqdm
+
+    from .progress import progress_bar
 
     validate(args)
     root = Path(args.root)
@@ -128,7 +129,7 @@ def record(args: RecordArgs) -> Path:
     ]
     total = args.episodes_per_task * len(args.tasks)
     ctx = mp.get_context("spawn")
-    with ctx.Pool(args.workers) as pool, tqdm(total=total, desc="expert episodes", unit="ep") as bar:
+    with ctx.Pool(args.workers) as pool, progress_bar(total, "expert episodes", "ep") as bar:
         for ep in pool.imap(expert_episode, jobs):
             task = ep["task"]
             if len(kept[task]) >= args.episodes_per_task:

@@ -16,8 +16,6 @@ import hashlib
 import json
 import logging
 import shutil
-import sys
-import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -25,16 +23,19 @@ import draccus
 
 from ..config import PruningConfig
 from ..registry import list_strategies, make_pruning_config
-from ..strategies.ties import CALIBRATION_FILENAME, TIESConfig
+from ..strategies.ties_calibration import CALIBRATION_FILENAME
 from .convert import convert
 from .evalrun import parse_eval_config, split_args
 from .sweep_backends import BACKENDS, RayArgs, Shard, run_shards
-from .sweep_results import cell_record, cell_summary_line, write_results
+from .sweep_progress import SweepProgress
+from .sweep_results import write_results
 
 logger = logging.getLogger(__name__)
 MANIFEST = "sweep.json"
 OWN_ARGS_IN_MANIFEST = ("shard_episodes", "ties_calibration")
 SET_BY_SWEEP = ("--policy.path", "--output_dir", "--seed", "--eval.n_episodes", "--eval.batch_size")
+# A strategy's `sweep_field` -> the `SweepArgs` list of values swept for it.
+SWEPT_VALUES = {"keep_ratio": "keep_ratios", "tau": "dtp_taus"}
 
 
 @dataclass
@@ -124,7 +125,7 @@ def main(argv: list[str]) -> list[dict]:
     plan = {cell.name: plan_shards(cell.name, cfg.seed, cfg.eval.n_episodes, cfg.eval.batch_size,
                                    args.shard_episodes) for cell in cells}  # fmt: skip
     eval_args = [a for a in lerobot_args if a.split("=", 1)[0] not in SET_BY_SWEEP]
-    progress = _Progress(cells, plan, out)
+    progress = SweepProgress(cells, plan, out)
     todo = [s for cell in cells for s in plan[cell.name] if not progress.shard_path(s).is_file()]
     progress.start(len(todo))
     try:
@@ -164,13 +165,12 @@ def make_grid(args: SweepArgs) -> list[Cell]:
     cells: list[Cell] = []
     for strategy in strategies:
         config_cls, extra = known[strategy], dict(args.settings.get(strategy, {}))
-        names = {f.name for f in fields(config_cls)}
-        if "tau" in names and "keep_ratio" not in names:  # DTP: a tolerance instead of a keep ratio
-            values = [("tau", t) for t in _nonempty(args.dtp_taus, "--dtp_taus")]
-        elif "keep_ratio" in names:
-            values = [("keep_ratio", r) for r in _nonempty(args.keep_ratios, "--keep_ratios")]
-        else:
+        key = config_cls.sweep_field
+        if key is None:
             values = [(None, None)]
+        else:
+            option = SWEPT_VALUES[key]
+            values = [(key, v) for v in _nonempty(getattr(args, option), f"--{option}")]
         fixed_compact = next(f.default for f in fields(config_cls) if f.name == "compact")
         if "compact" in extra:
             compacts = [extra.pop("compact")]
@@ -189,7 +189,7 @@ def make_grid(args: SweepArgs) -> list[Cell]:
                     + ("_blind" if pruning.blind else "")
                 )
                 cells.append(Cell(name, pruning, f"{key}={value}" if key else ""))
-    if (ties := [c.name for c in cells if isinstance(c.pruning, TIESConfig)]) and not (
+    if (ties := [c.name for c in cells if c.pruning.needs_calibration]) and not (
         args.ties_calibration.dataset_repo_id and args.ties_calibration.dataset_root
     ):
         raise ValueError(
@@ -266,7 +266,7 @@ def _cell_checkpoint(args: SweepArgs, cell: Cell, target: Path) -> Path:
 
 def _prepare_cell(args: SweepArgs, cell: Cell, target: Path) -> Path:
     ckpt = _cell_checkpoint(args, cell, target)
-    if isinstance(cell.pruning, TIESConfig) and not (ckpt / CALIBRATION_FILENAME).is_file():
+    if cell.pruning.needs_calibration and not (ckpt / CALIBRATION_FILENAME).is_file():
         from .calibrate import CalibrateArgs, calibrate
 
         calib = args.ties_calibration
@@ -278,67 +278,6 @@ def _prepare_cell(args: SweepArgs, cell: Cell, target: Path) -> Path:
 def _spec(shard: Shard, ckpt: Path, out: Path, eval_args: list[str]) -> dict:
     return {**asdict(shard), "ckpt": str(ckpt), "run_dir": str(out / "runs" / shard.cell / shard.label),
             "eval_args": eval_args}  # fmt: skip
-
-
-class _Progress:
-    """Writes shard and cell results as they arrive; a tqdm bar over cells and one line per finished cell."""
-
-    def __init__(self, cells: list[Cell], plan: dict[str, list[Shard]], out: Path):
-        self.cells, self.plan, self.out = {c.name: c for c in cells}, plan, out
-        self.finished = sum((out / "cells" / f"{c}.json").is_file() for c in self.cells)
-        self.bar = None
-
-    def shard_path(self, shard: Shard) -> Path:
-        return self.out / "shards" / shard.cell / f"{shard.label}.json"
-
-    def start(self, shards_to_run: int) -> None:
-        from tqdm import tqdm
-
-        total = len(self.cells)
-        if self.finished:
-            print(f"sweep: resuming in {self.out}: {self.finished}/{total} cells done, {shards_to_run} shards "
-                  "to run", flush=True)  # fmt: skip
-        for name in self.cells:  # cells whose shards all finished before an interruption
-            if not (self.out / "cells" / f"{name}.json").is_file() and self._all_shards_done(name):
-                self._finish_cell(name, announce=False)
-        self.started = time.time()
-        self.bar = tqdm(total=total, initial=self.finished, unit="cell", desc="sweep", file=sys.stderr,
-                        dynamic_ncols=True, smoothing=0)  # fmt: skip
-
-    def shard_done(self, spec: dict, record: dict) -> None:
-        shard = Shard(**{f.name: spec[f.name] for f in fields(Shard)})
-        _write_json(self.shard_path(shard), record)
-        self.bar.update(1 / len(self.plan[shard.cell]))
-        if self._all_shards_done(shard.cell):
-            self._finish_cell(shard.cell)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-    def _all_shards_done(self, name: str) -> bool:
-        return all(self.shard_path(s).is_file() for s in self.plan[name])
-
-    def _finish_cell(self, name: str, announce: bool = True) -> None:
-        cell = self.cells[name]
-        shards = [json.loads(self.shard_path(s).read_text()) for s in self.plan[name]]
-        record = cell_record(name, cell.pruning.type, cell.setting, cell.pruning.compact, shards)
-        _write_json(self.out / "cells" / f"{name}.json", record)
-        self.finished += 1
-        if announce:
-            line = f"[{self.finished}/{len(self.cells)}] {cell_summary_line(record)}"
-            if self.bar is not None:
-                self.bar.write(line, file=sys.stdout)
-                sys.stdout.flush()
-            else:
-                print(line, flush=True)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)  # atomic: an interrupted write leaves no half file that would count as finished
 
 
 def _base_pruning(policy_path: str) -> dict:

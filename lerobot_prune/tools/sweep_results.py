@@ -14,6 +14,7 @@ import statistics
 from pathlib import Path
 
 from ..metrics import PruningReport, _percentile
+from ..registry import is_reference
 from ..stats import mcnemar_exact, paired_counts, wilson_interval
 
 COLUMNS = ("cell", "strategy", "setting", "compact", "n_episodes", "successes", "success_pc", "ci95_low_pc",
@@ -84,7 +85,7 @@ def cell_summary_line(record: dict) -> str:
 def result_rows(records: list[dict]) -> list[dict]:
     """One row per cell: overall and per-task success with 95 % Wilson intervals, cost, and the exact McNemar
     test against the `none` cell with the same `compact` (else any `none` cell) on the shared (task, seed)."""
-    references = [r for r in records if r["strategy"] == "none"]
+    references = [r for r in records if is_reference(r["strategy"])]
     rows = []
     for record in records:
         ref = next((r for r in references if r["compact"] == record["compact"]), None) or next(

@@ -78,9 +78,8 @@ class PruningAwareTraining:
         pruner = self.pruner
         with torch.no_grad():
             view = self.make_view(prefix, visual_index, num_cameras, pruner)
-            pruner.prepare_for_training(view)
             _, selection, _ = self.prefill(prefix, suffix_offset, view, pruner, training=True)
-            diagnostics = pruner.training_diagnostics(view, selection)
+            diagnostics = dict(pruner.training_diagnostics)
         width, num_lang = prefix.pad.shape[1], prefix.pad.shape[1] - prefix.num_visual
         valid = prefix.visual_valid.sum(1)
         if selection is None:

@@ -106,12 +106,15 @@ class TokenPruner(abc.ABC):
         stage: "pre_llm" (decides on embeddings, before the VLM) or "in_llm" (decides at layer K).
         mode: "drop" removes tokens physically; "mask" keeps the sequence and masks pruned keys.
         signals: names of the `SignalSource` methods `select` calls (documentation and validation).
+        needs_full_grid: `select` relies on every camera's full token grid (spatial smoothing, state kept
+            per grid position), so it cannot follow `pruning.encoder=in_encoder`.
     """
 
     config_class: ClassVar[type[PruningConfig]]
     stage: ClassVar[Stage] = "pre_llm"
     mode: ClassVar[Mode] = "drop"
     signals: ClassVar[frozenset[str]] = frozenset()
+    needs_full_grid: ClassVar[bool] = False
 
     def __init__(self, config: PruningConfig):
         self.config = config

@@ -143,6 +143,7 @@ class TIESPruner(TokenPruner):
     """Per-episode state: the anchor frame's embeddings and the trust weight per batch row."""
 
     stage = "in_llm"
+    needs_full_grid = True  # the anchor frame is stored per grid position
     signals = frozenset({"attention_to_visual", "visual_embeds"})
 
     def __init__(self, config: TIESConfig):

@@ -89,6 +89,7 @@ class VLAPruner(TokenPruner):
     """Per-episode state: a deque of the last `window` action-attention vectors `[B, num_cams * 256]`."""
 
     stage = "in_llm"
+    needs_full_grid = True  # the attention history is stored per grid position
     signals = frozenset({"attention_to_visual", "visual_embeds", "expert_attention"})
     levels = "dual"  # "dual", "prefill_only", "action_only", "score_fusion"
 

@@ -90,6 +90,8 @@ class CallTrace:
         extra_prefix_passes: additional prefix passes (a probing strategy's second pass).
         extra_steps: additional denoising steps (a probing strategy re-runs its first step).
         diagnostics: the strategy's per-call diagnostics (`TokenPruner.diagnostics`).
+        encoder_patches: `[B, tower depth, C]` patches of each camera that entered each vision-tower layer,
+            when `pruning.encoder` (or `pack_cameras` / `vision_dtype`) ran the tower; None: every patch.
     """
 
     kept_per_camera: Tensor
@@ -102,6 +104,7 @@ class CallTrace:
     extra_prefix_passes: int = 0
     extra_steps: int = 0
     diagnostics: dict = field(default_factory=dict)
+    encoder_patches: Tensor | None = None
 
     def flops(self, vlm: LayerDims, expert: LayerDims, lengths: list[int] | None = None) -> tuple[int, int]:
         """(prefix pass, denoising loop) FLOPs per sample of this call; with `lengths`, of one plain call

@@ -2,9 +2,38 @@
 refresh schedule, batch independence, FLOP accounting."""
 
 import pytest
-from conftest import make_pruned
+import torch
+from conftest import FAMILIES, config_kwargs, make_base, make_pruned, model_inputs, select_rows
 
 from lerobot_prune import make_pruning_config
+from lerobot_prune.families.paligemma.arch import TINY_ARCH
+
+MISSING = [(), (1,), (0, 2)]
+PROMPTS = [5, 17, 40]
+
+
+def make_deep(strategy: str = "fastv", family: str = "pi0", **pruning):
+    """A tiny π0 / π0.5 whose SigLIP tower has 2 layers (in_encoder needs one on each side of its cut);
+    same seed -> the same weights as `make_deep_base`."""
+    config_cls, policy_cls = FAMILIES[family][:2]
+    config = config_cls(pruning=make_pruning_config(strategy, **pruning),
+                        arch_override=dict(TINY_ARCH, vision_depth=2), **config_kwargs(3, family))  # fmt: skip
+    torch.manual_seed(0)
+    return policy_cls(config).eval()
+
+
+def make_deep_base(family: str = "pi0"):
+    base = make_deep("fastv", family=family, keep_ratio=1.0)
+    return base
+
+
+def calls(policy, inputs: dict, n: int) -> list[torch.Tensor]:
+    return [policy.model.sample_actions(**inputs) for _ in range(n)]
+
+
+def tower_patches(policy) -> list[list[int]]:
+    """`[B][C]` patches that entered the last tower layer on the last call."""
+    return policy.model.last_trace.encoder_patches[:, -1].tolist()
 
 
 @pytest.mark.parametrize(
@@ -34,3 +63,98 @@ def test_encoder_layer_is_checked_against_the_tower_depth():
         ValueError, match=r"pruning.encoder_layer=1 is outside \[1, 0\] .*1 vision tower layers"
     ):
         make_pruned("fastv", encoder="in_encoder", keep_ratio=0.5)
+
+
+def test_encoder_off_is_bit_identical_to_upstream_whatever_the_other_encoder_fields():
+    base = make_base()
+    pruned = make_pruned("fastv", keep_ratio=1.0, encoder="off", encoder_refresh=2, encoder_keep_ratio=0.25)
+    pruned.load_state_dict(base.state_dict(), strict=True)
+    inputs = model_inputs(2, 3, missing=[(), (1,)], prompt_lengths=[7, 20])
+    assert torch.equal(pruned.model.sample_actions(**inputs), base.model.sample_actions(**inputs))
+    assert pruned.model.last_trace.encoder_patches is None
+
+
+@pytest.mark.parametrize("family", ["pi0", "pi05"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"encoder": "in_encoder", "encoder_keep_ratio": 1.0},
+        {"encoder": "carry_over", "encoder_refresh": 3},
+        {"pack_cameras": True},
+    ],
+)
+def test_keeping_every_patch_matches_upstream(kwargs, family):
+    base = make_deep_base(family)
+    pruned = make_deep("fastv", family=family, keep_ratio=1.0, **kwargs)
+    inputs = model_inputs(3, 3, missing=MISSING, prompt_lengths=PROMPTS, family=family)
+    expected = base.model.sample_actions(**inputs)  # keep 1.0 without encoder fields: LeRobot's own path
+    for actions in calls(pruned, inputs, 3):  # carry_over: one refresh call, then two carried calls
+        torch.testing.assert_close(actions, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_carry_over_encodes_only_the_carried_patches_between_refreshes():
+    policy = make_deep("fastv", keep_ratio=0.25, encoder="carry_over", encoder_refresh=3)
+    inputs = model_inputs(2, 3, missing=[(), (1,)], prompt_lengths=[7, 20])
+    full = [[256, 256, 256], [256, 256, 256]]
+    seen, first_layer = [], []
+    for _ in range(2):  # two episodes: reset() forces a refresh
+        policy.reset()
+        for _ in range(4):
+            policy.model.sample_actions(**inputs)
+            seen.append(tower_patches(policy))
+            first_layer.append(policy.model.last_trace.prefix_lengths[0])
+    kept = policy.model.last_trace.kept_per_camera.tolist()
+    assert seen == [full, kept, kept, full] * 2
+    assert sum(map(sum, kept)) == round(0.25 * 256 * 3) + round(0.25 * 256 * 2)
+    # carried calls: the VLM's first layer sees only the carried tokens (widest row) and the prompt
+    assert first_layer == [3 * 256 + 48, 192 + 48, 192 + 48, 3 * 256 + 48] * 2
+
+
+def test_carried_calls_reuse_the_refresh_selection_without_running_the_strategy():
+    policy = make_deep("random", keep_ratio=0.3, encoder="carry_over", encoder_refresh=2)
+    inputs = model_inputs(1, 3)
+    calls(policy, inputs, 1)
+    refreshed = policy.model.last_selection.keep_idx
+    calls(policy, inputs, 1)
+    assert torch.equal(policy.model.last_selection.keep_idx, refreshed)  # random would draw anew
+    calls(policy, inputs, 1)
+    assert not torch.equal(policy.model.last_selection.keep_idx, refreshed)
+
+
+def test_in_encoder_keeps_each_cameras_share_after_the_cut_and_the_strategy_its_share_of_those():
+    policy = make_deep("fastv", keep_ratio=0.5, encoder="in_encoder", encoder_keep_ratio=0.25)
+    inputs = model_inputs(2, 3, missing=[(), (1,)], prompt_lengths=[7, 20])
+    calls(policy, inputs, 1)
+    trace = policy.model.last_trace
+    assert trace.encoder_patches.tolist() == [[[256] * 3, [64] * 3]] * 2
+    assert trace.valid_per_camera.tolist() == [[256, 256, 256], [256, 0, 256]]
+    assert trace.kept_per_camera.sum(dim=1).tolist() == [96, 64]  # half of the 3 x 64 and 2 x 64 survivors
+    assert trace.prefix_lengths[0] == 3 * 64 + 48
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"encoder": "in_encoder", "encoder_keep_ratio": 0.25},
+        {"encoder": "carry_over", "encoder_refresh": 2},
+        {"encoder": "in_encoder", "encoder_keep_ratio": 0.25, "pack_cameras": True},
+    ],
+)
+def test_batch_equals_each_sample_alone(kwargs):
+    policy = make_deep("fastv", keep_ratio=0.25, **kwargs)
+    inputs = model_inputs(3, 3, missing=MISSING, prompt_lengths=PROMPTS)
+    batched = calls(policy, inputs, 2)[-1]
+    batch_kept = policy.model.last_trace.kept_per_camera
+    for row in range(3):
+        policy.reset()
+        alone = calls(policy, select_rows(inputs, [row]), 2)[-1]
+        torch.testing.assert_close(batched[row : row + 1], alone, atol=5e-7, rtol=0)
+        assert policy.model.last_trace.kept_per_camera.tolist() == batch_kept[row : row + 1].tolist()
+
+
+@pytest.mark.parametrize("strategy,kwargs", [("dtp", {"layers": [1, 2]}), ("vla_pruner", {}), ("ties", {})])
+def test_in_encoder_refuses_strategies_that_need_the_full_grid(strategy, kwargs):
+    with pytest.raises(
+        ValueError, match=f"pruning.type={strategy} cannot follow pruning.encoder='in_encoder'"
+    ):
+        make_deep(strategy, encoder="in_encoder", **kwargs)

@@ -158,3 +158,40 @@ def test_in_encoder_refuses_strategies_that_need_the_full_grid(strategy, kwargs)
         ValueError, match=f"pruning.type={strategy} cannot follow pruning.encoder='in_encoder'"
     ):
         make_deep(strategy, encoder="in_encoder", **kwargs)
+
+
+def test_encoder_flops_of_every_patch_are_the_vit_count_plus_the_projector():
+    from lerobot_prune.metrics import VisionDims, encoder_flops, vit_flops
+
+    so400m = VisionDims(width=1152, mlp_dim=4304, depth=27, patches=256, patch_size=14, out_width=2048)
+    full = encoder_flops(so400m, [[256, 256]] * 27)
+    assert full == 2 * (vit_flops(1152, 4304, 27, 256, 14) + 2 * 256 * 1152 * 2048)
+    half = encoder_flops(so400m, [[256, 256]] + [[128, 128]] * 26)
+    assert 0.45 < half / full < 0.55
+
+
+def _report_summary(**pruning) -> dict:
+    policy = make_deep("fastv", **pruning)
+    g = torch.Generator().manual_seed(3)
+    batch = {f"observation.images.cam{i}": torch.rand(1, 3, 224, 224, generator=g) for i in range(3)}
+    batch |= {"observation.state": torch.randn(1, 2, generator=g),
+              "observation.language.tokens": torch.randint(4, 1000, (1, 48), generator=g),
+              "observation.language.attention_mask": torch.ones(1, 48, dtype=torch.bool)}  # fmt: skip
+    for _ in range(4):
+        policy.predict_action_chunk(batch)
+    return policy.report
+
+
+def test_report_counts_encoder_patches_and_flops_and_they_fall_with_the_kept_share():
+    off = _report_summary(keep_ratio=0.5).summary()
+    assert off["encoder_flop_ratio"] == 1.0 and off["total_flop_ratio"] > off["flop_ratio"]
+    ratios = []
+    for keep in (1.0, 0.5, 0.25):
+        report = _report_summary(keep_ratio=0.5, encoder="in_encoder", encoder_keep_ratio=keep)
+        survivors = max(1, round(keep * 256))
+        assert report.calls[-1]["encoder_patches_per_camera"] == [[256.0] * 3, [float(survivors)] * 3]
+        ratios.append(report.summary()["encoder_flop_ratio"])
+    assert ratios[0] == pytest.approx(1.0) and ratios[0] > ratios[1] > ratios[2]
+    carry = _report_summary(keep_ratio=0.25, encoder="carry_over", encoder_refresh=4)
+    assert [c["encoder_flop_ratio"] == 1.0 for c in carry.calls] == [True, False, False, False]
+    assert carry.summary()["total_flop_ratio"] < off["total_flop_ratio"]

@@ -60,6 +60,11 @@ class PruningEngine:
         config = pruner.config if pruner is not None else None
         self.carry = CarryOver(config.encoder_refresh) if config and config.encoder == "carry_over" else None
         self.encoder_patches: Tensor | None = None  # [B, tower depth, C] of the last call
+        if config is not None and uses_tower(config) and not hasattr(self, "vision_tower"):
+            raise ValueError(
+                f"pruning.encoder / pack_cameras / vision_dtype are not available for {self.family} yet; "
+                "leave them at their defaults (encoder=off, pack_cameras=false, vision_dtype=None)."
+            )
         if config is not None and config.encoder == "in_encoder" and pruner.needs_full_grid:
             raise ValueError(
                 f"pruning.type={config.type} cannot follow pruning.encoder='in_encoder': it needs every camera's "

@@ -33,7 +33,7 @@ from ...engine.capture import ExpertAttentionCapture
 from ...engine.encoder import EncodedVision
 from ...engine.prefix import Prefix, PrefixKV, VisualLayout
 from ...engine.pruning_engine import PruningEngine, cut_prefix
-from ...metrics import LayerDims
+from ...metrics import LayerDims, VisionDims
 from ...selection import TokenSelection
 from ...strategies.base import PruningView, TokenPruner
 from .arch import backbone_sizes
@@ -84,6 +84,13 @@ class PaliGemmaPruning(PruningAwareTraining, PruningEngine):
     def suffix_inputs(self, state: Tensor | None, x_t: Tensor, timestep: Tensor):
         """`embed_suffix` of the upstream model: (embs, pad, att, adarms_cond)."""
         return self.embed_suffix(state, x_t, timestep)
+
+    @property
+    def vision_dims(self) -> VisionDims:
+        """SigLIP and projector sizes, for the tower's FLOP accounting."""
+        vision = self.paligemma_with_expert.paligemma.config.vision_config
+        return VisionDims(vision.hidden_size, vision.intermediate_size, vision.num_hidden_layers,
+                          self.tokens_per_camera, vision.patch_size, self.language_model.config.hidden_size)  # fmt: skip
 
     @property
     def layer_dims(self) -> tuple[LayerDims, LayerDims]:

@@ -195,3 +195,39 @@ def test_report_counts_encoder_patches_and_flops_and_they_fall_with_the_kept_sha
     carry = _report_summary(keep_ratio=0.25, encoder="carry_over", encoder_refresh=4)
     assert [c["encoder_flop_ratio"] == 1.0 for c in carry.calls] == [True, False, False, False]
     assert carry.summary()["total_flop_ratio"] < off["total_flop_ratio"]
+
+
+def test_packed_cameras_match_the_per_camera_loop():
+    from lerobot_prune.engine.encoder import encode_full
+
+    policy = make_deep("fastv", keep_ratio=0.25, pack_cameras=True)
+    inputs = model_inputs(2, 3, missing=[(), (1,)], prompt_lengths=[7, 20])
+    tower = policy.model.vision_tower(None)
+    with torch.no_grad():
+        packed = encode_full(tower, inputs["images"], pack=True)
+        looped = encode_full(tower, inputs["images"], pack=False)
+    for a, b in zip(packed, looped, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    loop = make_deep("fastv", keep_ratio=0.25)
+    torch.testing.assert_close(policy.model.sample_actions(**inputs), loop.model.sample_actions(**inputs),
+                               atol=1e-6, rtol=0)  # fmt: skip
+
+
+def test_vision_dtype_bfloat16_runs_the_tower_in_bfloat16_and_float32_is_upstream():
+    from lerobot_prune.engine.encoder import encode_full
+
+    inputs = model_inputs(1, 3)
+    bf16 = make_deep("fastv", keep_ratio=0.25, vision_dtype="bfloat16")
+    with torch.no_grad():
+        tokens = encode_full(bf16.model.vision_tower(torch.bfloat16), inputs["images"], pack=False)[0]
+        full = encode_full(bf16.model.vision_tower(None), inputs["images"], pack=False)[0]
+    assert torch.equal(tokens, tokens.to(torch.bfloat16).float())  # bfloat16 values (cast back as upstream)
+    assert not torch.equal(tokens, full)
+    torch.testing.assert_close(tokens, full, atol=0.05, rtol=0.05)
+    fp32 = make_deep("fastv", keep_ratio=0.25, vision_dtype="float32")
+    plain = make_deep("fastv", keep_ratio=0.25)
+    expected = plain.model.sample_actions(**inputs)
+    assert torch.equal(fp32.model.sample_actions(**inputs), expected)
+    actions = bf16.model.sample_actions(**inputs)
+    assert torch.isfinite(actions).all() and not torch.equal(actions, expected)
+    torch.testing.assert_close(actions, expected, atol=0.1, rtol=0.1)

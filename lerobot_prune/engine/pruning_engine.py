@@ -165,7 +165,8 @@ class PruningEngine:
         if not uses_tower(config):
             self.encoder_patches = None
             return self.embed_for_pruning(images, img_masks, lang_tokens, lang_masks, pruner, state=state)
-        tower = self.vision_tower(getattr(torch, config.vision_dtype) if config.vision_dtype else None)
+        # LeRobot already keeps the tower in float32, so only "bfloat16" changes how it runs.
+        tower = self.vision_tower(torch.bfloat16 if config.vision_dtype == "bfloat16" else None)
         per_camera, device = tower.token_patches.shape[0], images[0].device
         all_tokens = torch.arange(num_cameras, device=device).repeat_interleave(per_camera)
         if carried is not None:

@@ -231,3 +231,28 @@ def test_vision_dtype_bfloat16_runs_the_tower_in_bfloat16_and_float32_is_upstrea
     actions = bf16.model.sample_actions(**inputs)
     assert torch.isfinite(actions).all() and not torch.equal(actions, expected)
     torch.testing.assert_close(actions, expected, atol=0.1, rtol=0.1)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"encoder": "in_encoder", "encoder_keep_ratio": 0.5}, {"encoder": "carry_over", "encoder_refresh": 2}],
+)
+def test_encoder_modes_compile_once_across_calls_and_episodes(kwargs):
+    """carry_over's refresh and carried calls are two graphs, both built in the first episode."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    policy = make_deep("fastv", keep_ratio=0.25, **kwargs)
+    inputs = model_inputs(1, 3, prompt_lengths=[9])
+    eager = calls(policy, inputs, 3)
+    policy.reset()
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = torch.compile(policy.model.sample_actions, backend="eager")
+    first = [compiled(**inputs) for _ in range(3)]
+    policy.reset()
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        second = [compiled(**inputs) for _ in range(3)]
+    assert not counters["recompiles"]
+    for got, want in zip(first + second, eager + eager, strict=True):
+        assert torch.equal(got, want)

@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 import draccus
 
 FALLBACKS = ("raise", "full_vision")
+ENCODER_MODES = ("off", "carry_over", "in_encoder")
+VISION_DTYPES = (None, "float32", "bfloat16")
 
 
 @dataclass
@@ -34,6 +36,19 @@ class PruningConfig(draccus.ChoiceRegistry, abc.ABC):
         blind: Diagnostic control, not a strategy: every camera image is replaced by mid-grey before the
             model at inference, so the policy acts on language and state alone. A policy whose success
             survives this never needed its camera.
+        encoder: Visual-token selection inside the vision encoder, at inference (issue 15): "off" (the tower
+            runs on every patch), "carry_over" (the previous call's kept tokens decide which patches enter
+            the tower; full refresh every `encoder_refresh` calls and after `reset()`) or "in_encoder"
+            (patches are dropped after tower layer `encoder_layer` by the attention they receive there).
+        encoder_refresh: carry_over: every N-th call (and the first after `reset()`) runs the full tower
+            and the strategy; the calls between reuse that call's kept set. >= 1.
+        encoder_layer: in_encoder: tower layers that run on every patch (the score is the attention
+            received in the last of them); in [1, vision depth - 1].
+        encoder_keep_ratio: in_encoder: fraction of each camera's patches kept after `encoder_layer`, in
+            (0, 1]; the strategy then keeps its `keep_ratio` of those.
+        pack_cameras: Encode all cameras in one batched tower call instead of LeRobot's per-camera loop.
+        vision_dtype: Dtype of the vision tower and projector at inference: None (as upstream: float32),
+            "float32" or "bfloat16".
     """
 
     compact: bool = False
@@ -41,6 +56,12 @@ class PruningConfig(draccus.ChoiceRegistry, abc.ABC):
     report_dir: str | None = None
     in_training: bool = True
     blind: bool = False
+    encoder: str = "off"
+    encoder_refresh: int = 4
+    encoder_layer: int = 1
+    encoder_keep_ratio: float = 0.5
+    pack_cameras: bool = False
+    vision_dtype: str | None = None
 
     # One line shown by `lerobot-prune list`; set by each subclass.
     summary: ClassVar[str] = ""
@@ -91,6 +112,19 @@ class PruningConfig(draccus.ChoiceRegistry, abc.ABC):
     def __post_init__(self) -> None:
         if self.fallback not in FALLBACKS:
             raise ValueError(f"pruning.fallback={self.fallback!r} is not valid; choose one of {FALLBACKS}.")
+        check_choice("pruning.encoder", self.encoder, ENCODER_MODES)
+        check_choice("pruning.vision_dtype", self.vision_dtype, VISION_DTYPES)
+        if not isinstance(self.encoder_refresh, int) or self.encoder_refresh < 1:
+            raise ValueError(
+                f"pruning.encoder_refresh={self.encoder_refresh!r} must be an integer >= 1 (calls per full "
+                "tower pass; 1 refreshes on every call)."
+            )
+        check_range("pruning.encoder_keep_ratio", self.encoder_keep_ratio, 0.0, 1.0)
+
+    def validate_for_vision(self, vision_depth: int) -> None:
+        """Checks the encoder fields that depend on the vision tower's depth; raises `ValueError`."""
+        if self.encoder == "in_encoder":
+            check_prune_layer(self.encoder_layer, vision_depth, "pruning.encoder_layer", "vision tower")
 
     def is_noop(self) -> bool:
         """True when these settings can never remove a token (the unmodified policy path runs)."""
@@ -143,10 +177,10 @@ def check_keep_ratio(keep_ratio: float) -> None:
         raise ValueError(f"pruning.keep_ratio={keep_ratio} is outside (0, 1]; use e.g. 0.5, 0.25 or 0.125.")
 
 
-def check_prune_layer(layer: int, vlm_depth: int, name: str = "pruning.layer") -> None:
+def check_prune_layer(layer: int, vlm_depth: int, name: str = "pruning.layer", what: str = "VLM") -> None:
     if not 1 <= layer <= vlm_depth - 1:
         raise ValueError(
-            f"{name}={layer} is outside [1, {vlm_depth - 1}] for this backbone ({vlm_depth} VLM layers): "
+            f"{name}={layer} is outside [1, {vlm_depth - 1}] for this backbone ({vlm_depth} {what} layers): "
             "layers before it see every token, so it must leave at least one layer to prune."
         )
 

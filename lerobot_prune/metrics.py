@@ -3,7 +3,8 @@
 FLOPs are this project's own per-layer count (`layer_flops`), not a formula from a paper: the usual
 "2 FLOPs per multiply-add of every matmul" convention applied to the layer's actual shapes (separate query
 and key lengths, Gemma's grouped/multi-query K/V heads, a three-matrix gated MLP). The vision encoder is
-left out (pruning does not change it).
+counted separately (`encoder_flops`, from the patches each camera fed each tower layer), since only
+`pruning.encoder` changes it; `flop_ratio` stays the VLM + expert ratio and `total_flop_ratio` adds it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ logger = logging.getLogger(__name__)
 REPORT_FILENAME = "pruning_report.json"
 MAX_CALL_RECORDS = 1000
 MAX_EPISODE_RECORDS = 1000
+ENCODER_KEYS = ("encoder_gflops", "encoder_flop_ratio", "total_flop_ratio")
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,35 @@ def vit_flops(width: int, mlp_dim: int, depth: int, num_patches: int, patch_size
     return embed + depth * (attention + mlp)
 
 
+@dataclass(frozen=True)
+class VisionDims:
+    """Vision-tower sizes for `encoder_flops`: `patches` per camera, each `patch_size` pixels square, a
+    `depth`-layer ViT of `width` / `mlp_dim`, and `out_width` per visual token after the projector, which
+    takes `patches_per_token` patches per token."""
+
+    width: int
+    mlp_dim: int
+    depth: int
+    patches: int
+    patch_size: int
+    out_width: int
+    patches_per_token: int = 1
+
+
+def encoder_flops(d: VisionDims, patches: list[list[int]]) -> int:
+    """FLOPs (x2 multiply-adds) of one sample's tower pass: `patches[l][c]` patches of camera c entered
+    layer l, each camera attending within itself. The patch convolution runs on every patch; the projector
+    on the tokens of the last layer's patches. Norms, softmax and the pixel shuffle are not counted."""
+    embed = 2 * len(patches[0]) * d.patches * 3 * d.patch_size**2 * d.width
+    layers = sum(
+        2 * 4 * n * d.width * d.width + 2 * 2 * n * n * d.width + 2 * 2 * n * d.width * d.mlp_dim
+        for layer in patches
+        for n in layer
+    )
+    projector = 2 * sum(patches[-1]) * d.width * d.out_width
+    return embed + layers + projector
+
+
 def kv_cache_bytes(vlm: LayerDims, prefix_lengths: list[int], bytes_per_value: int) -> int:
     """Bytes of the prefix keys and values one sample keeps for the denoising loop."""
     return sum(2 * n * vlm.num_kv_heads * vlm.head_dim * bytes_per_value for n in prefix_lengths)
@@ -90,6 +121,8 @@ class CallTrace:
         extra_prefix_passes: additional prefix passes (a probing strategy's second pass).
         extra_steps: additional denoising steps (a probing strategy re-runs its first step).
         diagnostics: the strategy's per-call diagnostics (`TokenPruner.diagnostics`).
+        encoder_patches: `[B, tower depth, C]` patches of each camera that entered each vision-tower layer,
+            when `pruning.encoder` (or `pack_cameras` / `vision_dtype`) ran the tower; None: every patch.
     """
 
     kept_per_camera: Tensor
@@ -102,6 +135,7 @@ class CallTrace:
     extra_prefix_passes: int = 0
     extra_steps: int = 0
     diagnostics: dict = field(default_factory=dict)
+    encoder_patches: Tensor | None = None
 
     def flops(self, vlm: LayerDims, expert: LayerDims, lengths: list[int] | None = None) -> tuple[int, int]:
         """(prefix pass, denoising loop) FLOPs per sample of this call; with `lengths`, of one plain call
@@ -129,6 +163,7 @@ class _Totals:
     flop_ratio: float = 0.0
     latency_ms: float = 0.0
     fallbacks: int = 0
+    encoder: dict[str, float] = field(default_factory=dict)  # ENCODER_KEYS -> sum over calls
     diagnostics: dict[str, list[float]] = field(default_factory=dict)  # name -> [sum, count]
     kept_per_row: list[list[int]] = field(default_factory=list)  # [row][camera], for episode groups
 
@@ -144,6 +179,9 @@ class _Totals:
         self.flop_ratio += record["flop_ratio"]
         self.latency_ms += record["latency_ms"]
         self.fallbacks += record["fallback"]
+        for key in ENCODER_KEYS:
+            if key in record:
+                self.encoder[key] = self.encoder.get(key, 0.0) + record[key]
         for name, value in record["diagnostics"].items():
             flat = [float(v) for v in (value if isinstance(value, list) else [value])
                     if isinstance(v, int | float) and v is not None]  # fmt: skip
@@ -182,9 +220,16 @@ class PruningReport:
         self._closed: deque = deque(maxlen=self.max_episode_records)
         self._first_latency_ms: float | None = None
 
-    def add_call(self, trace: CallTrace, latency_s: float, vlm: LayerDims, expert: LayerDims) -> dict:
+    def add_call(self, trace: CallTrace, latency_s: float, vlm: LayerDims, expert: LayerDims,
+                 vision: VisionDims | None = None) -> dict:  # fmt: skip
         prefix, denoise = trace.flops(vlm, expert)
         full_prefix, full_denoise = trace.flops(vlm, expert, [trace.full_length] * len(trace.prefix_lengths))
+        encoder = {}
+        if vision is not None:
+            encoder = encoder_record(trace, vision)
+            full = encoder.pop("full_flops")
+            total = prefix + denoise + encoder["encoder_gflops"] * 1e9
+            encoder["total_flop_ratio"] = total / (full_prefix + full_denoise + full)
         record = {
             "episode_group": self.episode_group,
             "kept_visual_per_camera": trace.kept_per_camera.tolist(),
@@ -199,6 +244,7 @@ class PruningReport:
             "diagnostics": {
                 k: v.tolist() if isinstance(v, Tensor) else v for k, v in trace.diagnostics.items()
             },
+            **encoder,
         }
         if len(self.calls) == self.calls.maxlen:
             self.calls_dropped += 1
@@ -260,6 +306,7 @@ class PruningReport:
             "denoise_gflops": totals.denoise_gflops / totals.calls,
             "flop_ratio": totals.flop_ratio / totals.calls,
             "fallback_calls": totals.fallbacks,
+            **{key: total / totals.calls for key, total in totals.encoder.items()},
             "diagnostics_mean": {name: total / count for name, (total, count) in totals.diagnostics.items()},
         }
 
@@ -275,6 +322,21 @@ class PruningReport:
 
     def table(self) -> str:
         return format_table([self.summary()])
+
+
+def encoder_record(trace: CallTrace, vision: VisionDims) -> dict:
+    """The tower part of a call record: mean patches per layer and camera, GFLOPs per sample, ratio."""
+    cameras = trace.kept_per_camera.shape[1]
+    full = [[vision.patches] * cameras] * vision.depth
+    rows = trace.encoder_patches.tolist() if trace.encoder_patches is not None else [full]
+    flops = sum(encoder_flops(vision, row) for row in rows) / len(rows)
+    full_flops = encoder_flops(vision, full)
+    mean = [
+        [sum(row[layer][c] for row in rows) / len(rows) for c in range(cameras)]
+        for layer in range(vision.depth)
+    ]
+    return {"encoder_patches_per_camera": mean, "encoder_gflops": flops / 1e9,
+            "encoder_flop_ratio": flops / full_flops, "full_flops": full_flops}  # fmt: skip
 
 
 def _latency_note(calls: int, timed: int, dropped: int) -> str:

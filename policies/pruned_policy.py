@@ -134,7 +134,9 @@ class PrunedPolicyMixin:
             actions = self._retry_full_vision(batch, rows, kwargs)
         if actions.is_cuda:
             torch.cuda.synchronize(actions.device)
-        self.report.add_call(self.model.last_trace, time.perf_counter() - start, *self.model.layer_dims)
+        self.report.add_call(
+            self.model.last_trace, time.perf_counter() - start, *self.model.layer_dims, self.model.vision_dims
+        )
         self._episode_calls += 1
         notify_call(self, batch)
         return actions

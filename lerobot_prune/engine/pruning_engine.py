@@ -21,6 +21,15 @@ from ..profiling import StrategyClock
 from ..selection import TokenSelection
 from ..strategies.base import PruningView, TokenPruner
 from ..strategies.none import NoPruningConfig
+from .encoder import (
+    CarryOver,
+    EncodedVision,
+    encode_carried,
+    encode_full,
+    encode_in_encoder,
+    full_patch_counts,
+    uses_tower,
+)
 from .prefill import PrefillLoop
 from .prefix import Prefix, PrefixKV, count_per_camera, img_masks_to_valid
 
@@ -32,8 +41,9 @@ class PruningEngine(PrefillLoop):
 
     Adapter hooks: `tokens_per_camera`, `vlm_depth`, `suffix_length`, `default_num_steps`,
     `full_prefix_length`, `embed_for_pruning`, `make_signals`, `_run_vlm_layer`, `denoise_with_prefix`,
-    `expert_capture`, `_unpruned_sample`, and optionally `_before_prefill`, `renumber_positions`,
-    `_prefill_hidden` and `_prefill_context` (the last three: see `PrefillLoop`).
+    `expert_capture`, `_unpruned_sample`, `vision_tower` (for `pruning.encoder`), and optionally
+    `_before_prefill`, `renumber_positions`, `_prefill_hidden` and `_prefill_context` (the last three: see
+    `PrefillLoop`).
     """
 
     family = ""  # the upstream policy type, reported in `backbone_info["type"]`
@@ -47,6 +57,19 @@ class PruningEngine(PrefillLoop):
         self.call_index = 0
         self.fallback_count = 0
         self.strategy_clock = StrategyClock()
+        config = pruner.config if pruner is not None else None
+        self.carry = CarryOver(config.encoder_refresh) if config and config.encoder == "carry_over" else None
+        self.encoder_patches: Tensor | None = None  # [B, tower depth, C] of the last call
+        if config is not None and uses_tower(config) and not hasattr(self, "vision_tower"):
+            raise ValueError(
+                f"pruning.encoder / pack_cameras / vision_dtype are not available for {self.family} yet; "
+                "leave them at their defaults (encoder=off, pack_cameras=false, vision_dtype=None)."
+            )
+        if config is not None and config.encoder == "in_encoder" and pruner.needs_full_grid:
+            raise ValueError(
+                f"pruning.type={config.type} cannot follow pruning.encoder='in_encoder': it needs every camera's "
+                "full token grid; use pruning.encoder='carry_over' or a strategy such as fastv, random or adp."
+            )
 
     @property
     def backbone_info(self) -> dict:
@@ -56,6 +79,8 @@ class PruningEngine(PrefillLoop):
 
     def reset_pruning(self) -> None:
         self.call_index = 0
+        if self.carry is not None:
+            self.carry.reset()
         if self.pruner is not None:
             self.pruner.reset()
 
@@ -71,7 +96,7 @@ class PruningEngine(PrefillLoop):
                               noise=None, num_steps=None, **kwargs) -> Tensor:  # fmt: skip
         """The upstream `sample_actions` with the strategy applied; `[B, chunk_size, max_action_dim]`."""
         pruner = self.pruner
-        if pruner is None or pruner.is_noop():
+        if pruner is None or (pruner.is_noop() and not uses_tower(pruner.config)):
             actions = self._unpruned_sample(
                 images, img_masks, lang_tokens, lang_masks, state, noise, num_steps, kwargs
             )
@@ -85,18 +110,24 @@ class PruningEngine(PrefillLoop):
             shape = (lang_tokens.shape[0], self.config.chunk_size, self.config.max_action_dim)
             noise = self.sample_noise(shape, device)
         self._before_prefill()
-        prefix, suffix_offset, visual_index = self.embed_for_pruning(
-            images, img_masks, lang_tokens, lang_masks, pruner, state=state
+        carry = self.carry
+        carried = carry.kept if carry is not None and not carry.is_refresh(len(noise)) else None
+        prefix, suffix_offset, visual_index = self.encode_for_pruning(
+            images, img_masks, lang_tokens, lang_masks, pruner, state, carried
         )
         view = self.make_view(prefix, visual_index, len(images), pruner)
         view.signals.every_prompt = every_prompt
         clock = self.strategy_clock
         clock.seconds = 0.0
-        with clock.section(device):
-            pruner.prepare(view)
-        kv, selection, fell_back = self.prefill(prefix, suffix_offset, view, pruner)
-        run = DenoiseRun(self, state, kv, view, pruner.expert_layers(view), pruner.expert_steps)
-        if pruner.stage == "mask_all_layers":
+        if carried is not None:  # the carried set is this call's selection; the strategy does not run
+            kv, selection, fell_back = self.prefill(prefix, suffix_offset, view, pruner, forced=carried)
+            run = DenoiseRun(self, state, kv, view, [], pruner.expert_steps)
+        else:
+            with clock.section(device):
+                pruner.prepare(view)
+            kv, selection, fell_back = self.prefill(prefix, suffix_offset, view, pruner)
+            run = DenoiseRun(self, state, kv, view, pruner.expert_layers(view), pruner.expert_steps)
+        if carried is None and pruner.stage == "mask_all_layers":
             run.after_first_step = lambda: self._decide_after_probe(prefix, suffix_offset, view, pruner)
         actions = euler_integrate(
             run,
@@ -108,18 +139,54 @@ class PruningEngine(PrefillLoop):
             prev_chunk_left_over=kwargs.get("prev_chunk_left_over"),
             execution_horizon=kwargs.get("execution_horizon"),
         )
-        if pruner.stage == "mask_all_layers":
+        if carried is None and pruner.stage == "mask_all_layers":
             selection, fell_back, reruns = run.decision
         else:
             reruns = 0
         view.expert_attention = run.capture.result() if run.capture is not None else view.expert_attention
         view.extras["actions"] = actions
-        with clock.section(device):
-            pruner.observe(view, selection)
+        if carried is None:
+            with clock.section(device):
+                pruner.observe(view, selection)
+        if self.carry is not None:
+            if carried is None:
+                self.carry.store(selection, view.visual_index)
+            self.carry.advance()
         self.last_view, self.last_selection = view, selection
         lengths = run.kv.layer_lengths
         self._record_call(view, selection, lengths, len(images), lang_masks, num_steps, fell_back, reruns)
         return actions
+
+    def encode_for_pruning(self, images, img_masks, lang_tokens, lang_masks, pruner: TokenPruner,
+                           state: Tensor | None, carried: TokenSelection | None) -> tuple[Prefix, Tensor, Tensor]:  # fmt: skip
+        """`embed_for_pruning`, with the visual tokens from `pruning.encoder` / `pack_cameras` /
+        `vision_dtype` when one is set (the upstream embedding otherwise). Records `encoder_patches`."""
+        config, num_cameras, batch = pruner.config, len(images), images[0].shape[0]
+        if not uses_tower(config):
+            self.encoder_patches = None
+            return self.embed_for_pruning(images, img_masks, lang_tokens, lang_masks, pruner, state=state)
+        # LeRobot already keeps the tower in float32, so only "bfloat16" changes how it runs.
+        tower = self.vision_tower(torch.bfloat16 if config.vision_dtype == "bfloat16" else None)
+        per_camera, device = tower.token_patches.shape[0], images[0].device
+        all_tokens = torch.arange(num_cameras, device=device).repeat_interleave(per_camera)
+        if carried is not None:
+            encoded = encode_carried(tower, images, carried)
+            slots = carried.keep_idx.masked_fill(~carried.valid, len(all_tokens))  # padding -> a spare column
+            tokens = encoded.tokens.new_zeros(batch, len(all_tokens) + 1, encoded.tokens.shape[-1])
+            tokens = tokens.scatter(1, slots[..., None].expand_as(encoded.tokens), encoded.tokens)[:, :-1]
+            vision = EncodedVision(tokens, torch.arange(len(all_tokens), device=device), all_tokens,
+                                   encoded.patches)  # fmt: skip
+        elif config.encoder == "in_encoder":
+            vision = encode_in_encoder(tower, images, config.encoder_layer, config.encoder_keep_ratio,
+                                       config.pack_cameras)  # fmt: skip
+        else:
+            tokens = torch.cat(encode_full(tower, images, config.pack_cameras), dim=1)
+            patches = full_patch_counts(batch, tower.depth, num_cameras, per_camera * tower.patches_per_token,
+                                        device)  # fmt: skip
+            vision = EncodedVision(tokens, torch.arange(len(all_tokens), device=device), all_tokens, patches)
+        self.encoder_patches = vision.patches
+        return self.embed_for_pruning(images, img_masks, lang_tokens, lang_masks, pruner, state=state,
+                                      vision=vision)  # fmt: skip
 
     @torch.compiler.disable
     def _record_call(self, view: PruningView, selection: TokenSelection | None, prefix_lengths: list[int],
@@ -131,9 +198,12 @@ class PruningEngine(PrefillLoop):
         recompile every call, and the trace's `.cpu()` copies belong after the device work anyway.
         """
         ids, valid, cameras = view.camera_ids, view.visual_valid, view.num_cameras
+        valid_per_camera = count_per_camera(ids, None, cameras, valid)
+        if self.pruner.config.encoder == "in_encoder":  # counted before the tower dropped patches
+            valid_per_camera = (valid_per_camera > 0).long() * self.tokens_per_camera
         self.last_trace = CallTrace(
             kept_per_camera=count_per_camera(ids, selection, cameras, valid).cpu(),
-            valid_per_camera=count_per_camera(ids, None, cameras, valid).cpu(),
+            valid_per_camera=valid_per_camera.cpu(),
             prefix_lengths=prefix_lengths,
             full_length=self.full_prefix_length(num_cameras, lang_masks),
             suffix_length=self.suffix_length,
@@ -142,6 +212,7 @@ class PruningEngine(PrefillLoop):
             extra_prefix_passes=reruns,
             extra_steps=reruns,
             diagnostics=self.pruner.diagnostics(),
+            encoder_patches=self.encoder_patches.cpu() if self.encoder_patches is not None else None,
         )
         self.call_index += 1
 
@@ -172,13 +243,16 @@ class PruningEngine(PrefillLoop):
         self, prefix: Prefix, visual_index: Tensor, num_cameras: int, pruner: TokenPruner
     ) -> PruningView:
         default_layer = pruner.prune_layer - 1 if pruner.stage == "in_llm" else None
+        per_camera = self.tokens_per_camera
+        if pruner.config.encoder == "in_encoder":  # the tower's survivors, `encode_in_encoder`'s count
+            per_camera = max(1, round(pruner.config.encoder_keep_ratio * per_camera))
         return PruningView(
             visual_valid=prefix.visual_valid,
             camera_ids=prefix.camera_ids,
             num_cameras=num_cameras,
             signals=self.make_signals(prefix, default_layer),
             visual_index=visual_index,
-            tokens_per_camera=self.tokens_per_camera,
+            tokens_per_camera=per_camera,
             vlm_depth=self.vlm_depth,
         )
 

@@ -111,6 +111,8 @@ class TokenPruner(abc.ABC):
             `select_for_training`); `check_training` raises with it.
         training_diagnostics: constant diagnostics of a training selection, logged as
             `train/pruning/<name>` (e.g. a gate that is always open in training).
+        needs_full_grid: `select` relies on every camera's full token grid (spatial smoothing, state kept
+            per grid position), so it cannot follow `pruning.encoder=in_encoder`.
 
     Instance attributes:
         mode: "drop" removes tokens physically; "mask" keeps the sequence and masks pruned keys (per
@@ -123,6 +125,7 @@ class TokenPruner(abc.ABC):
     expert_steps: ClassVar[str] = "all"
     cannot_train: ClassVar[str | None] = None
     training_diagnostics: ClassVar[dict] = {}
+    needs_full_grid: ClassVar[bool] = False
 
     def __init__(self, config: PruningConfig):
         self.config = config

@@ -85,6 +85,7 @@ class DTPConfig(PruningConfig):
 @register_strategy("dtp", DTPConfig)
 class DTPPruner(TokenPruner):
     stage = "mask_all_layers"
+    needs_full_grid = True  # smooths relevance on each camera's patch grid
     expert_steps = "first"
     signals = frozenset({"attention_to_visual", "expert_attention"})
     cannot_train = "dtp needs the action expert's attention from a denoising probe"

@@ -9,6 +9,15 @@ from ..registry import register_strategy
 from .base import PruningView, TokenPruner
 
 
+def refuse_encoder(config: PruningConfig) -> None:
+    if config.encoder != "off":
+        raise ValueError(
+            f"pruning.encoder={config.encoder!r} needs a strategy that keeps a subset (e.g. pruning.type=fastv); "
+            f"pruning.type={config.type} keeps every token, so there is nothing to carry over or to prune in "
+            "the encoder."
+        )
+
+
 @dataclass
 class NoPruningConfig(PruningConfig):
     summary = "Full vision: the unmodified LeRobot policy (bit-identical actions)."
@@ -17,6 +26,10 @@ class NoPruningConfig(PruningConfig):
 
     def is_noop(self) -> bool:
         return not self.compact
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        refuse_encoder(self)
 
 
 @register_strategy("none", NoPruningConfig)
@@ -37,6 +50,7 @@ class CompactConfig(PruningConfig):
         super().__post_init__()
         if not self.compact:
             raise ValueError("pruning.type=compact requires pruning.compact=true; use pruning.type=none.")
+        refuse_encoder(self)
 
 
 @register_strategy("compact", CompactConfig)

@@ -93,6 +93,7 @@ class TIESPruner(TokenPruner):
     """Per-episode state: the anchor frame's embeddings and the trust weight per batch row."""
 
     stage = "in_llm"
+    needs_full_grid = True  # the anchor frame is stored per grid position
     signals = frozenset({"attention_to_visual", "visual_embeds"})
     training_diagnostics = {"trust_weight": 1.0}  # training uses full trust
 

@@ -97,6 +97,7 @@ class VLAPruner(TokenPruner):
     """
 
     stage = "in_llm"
+    needs_full_grid = True  # the attention history is stored per grid position
     signals = frozenset({"attention_to_visual", "visual_embeds", "expert_attention"})
     # Whether `rank` reads the action-attention history (and so the first `window` calls run unpruned).
     uses_history: ClassVar[bool] = True

@@ -9,7 +9,7 @@ from lerobot.policies.pi0.configuration_pi0 import PI0Config
 
 import lerobot_prune  # noqa: F401  (registers the strategies)
 from lerobot_prune.config import PruningConfig, check_empty_cameras
-from lerobot_prune.families.paligemma.arch import validate_arch, vlm_depth
+from lerobot_prune.families.paligemma.arch import validate_arch, vision_depth, vlm_depth
 from lerobot_prune.strategies.none import NoPruningConfig
 
 from ..saved_config import adopt_saved_config
@@ -42,3 +42,4 @@ class PrunedPI0Config(PI0Config):
         super().__post_init__()
         validate_arch(self.arch_override)
         self.pruning.validate_for_model(vlm_depth(self.paligemma_variant, self.arch_override))
+        self.pruning.validate_for_vision(vision_depth(self.arch_override))

@@ -117,3 +117,11 @@ def vlm_depth(paligemma_variant: str, arch: dict[str, int] | None) -> int:
     from lerobot.policies.pi0.modeling_pi0 import get_gemma_config
 
     return get_gemma_config(paligemma_variant).depth
+
+
+SIGLIP_SO400M_DEPTH = 27  # PaliGemma's default vision tower, which LeRobot's π0/π0.5 keep
+
+
+def vision_depth(arch: dict[str, int] | None) -> int:
+    """Number of SigLIP layers a config describes."""
+    return arch["vision_depth"] if arch is not None else SIGLIP_SO400M_DEPTH

@@ -31,12 +31,14 @@ from lerobot.policies.pi05.modeling_pi05 import PI05Pytorch
 from torch import Tensor
 
 from ...engine.capture import ExpertAttentionCapture
+from ...engine.encoder import EncodedVision
 from ...engine.prefix import Prefix, PrefixKV
 from ...engine.pruning_engine import PruningEngine
-from ...metrics import LayerDims
+from ...metrics import LayerDims, VisionDims
 from ...strategies.base import TokenPruner
 from .arch import backbone_sizes
 from .signals import PaliGemmaSignals, register_expert_hooks
+from .tower import SiglipTower
 from .training import PruningAwareTraining
 
 logger = logging.getLogger(__name__)
@@ -84,6 +86,13 @@ class PaliGemmaPruning(PruningAwareTraining, PruningEngine):
         return self.embed_suffix(state, x_t, timestep)
 
     @property
+    def vision_dims(self) -> VisionDims:
+        """SigLIP and projector sizes, for the tower's FLOP accounting."""
+        vision = self.paligemma_with_expert.paligemma.config.vision_config
+        return VisionDims(vision.hidden_size, vision.intermediate_size, vision.num_hidden_layers,
+                          self.tokens_per_camera, vision.patch_size, self.language_model.config.hidden_size)  # fmt: skip
+
+    @property
     def layer_dims(self) -> tuple[LayerDims, LayerDims]:
         """(VLM, expert) decoder-layer sizes, for FLOP accounting."""
         return LayerDims.from_hf(self.language_model.config), LayerDims.from_hf(self.expert_model.config)
@@ -115,22 +124,35 @@ class PaliGemmaPruning(PruningAwareTraining, PruningEngine):
     def expert_capture(self, kv: PrefixKV, layers: list[int], num_visual: int) -> ExpertAttentionCapture:
         return ExpertAttentionCapture(self, kv, layers, num_visual)
 
-    def embed_for_pruning(
-        self, images, img_masks, lang_tokens, lang_masks, pruner, state: Tensor | None = None
-    ) -> tuple[Prefix, Tensor, Tensor]:
+    def embed_for_pruning(self, images, img_masks, lang_tokens, lang_masks, pruner, state: Tensor | None = None,
+                          vision: EncodedVision | None = None) -> tuple[Prefix, Tensor, Tensor]:  # fmt: skip
         """The prefix as the VLM's first layer sees it (compacted if asked), the suffix offset `[B]` and
-        the original visual index of each visual column `[M]`."""
-        embs, pad, att = self.embed_prefix(images, img_masks, lang_tokens, lang_masks)
-        num_visual = len(images) * self.tokens_per_camera
-        camera_ids = torch.arange(len(images), device=pad.device).repeat_interleave(self.tokens_per_camera)
+        the original visual index of each visual column (`[M]`, or `[B, M]` when `vision` came from an
+        encoder mode). `vision`: the visual tokens an encoder mode produced, instead of `embed_image`'s."""
+        if vision is None:
+            embs, pad, att = self.embed_prefix(images, img_masks, lang_tokens, lang_masks)
+            per_camera = self.tokens_per_camera
+            num_visual = len(images) * per_camera
+            camera_ids = torch.arange(len(images), device=pad.device).repeat_interleave(per_camera)
+            visual_index = torch.arange(num_visual, device=pad.device)
+        else:
+            lang, lang_pad, lang_att = self.embed_prefix([], [], lang_tokens, lang_masks)
+            camera_ids, visual_index = vision.camera_ids, vision.visual_index
+            num_visual = len(camera_ids)
+            visual_pad = torch.stack(img_masks, dim=1)[:, camera_ids]
+            embs = torch.cat([vision.tokens.to(images[0].dtype), lang], dim=1)
+            pad = torch.cat([visual_pad, lang_pad], dim=1)
+            att = torch.cat([lang_att.new_zeros(lang_att.shape[0], num_visual), lang_att], dim=1)
         prefix = Prefix(embs, pad, att, torch.cumsum(pad, dim=1) - 1, num_visual, camera_ids)
         suffix_offset = pad.sum(dim=1)
-        visual_index = torch.arange(num_visual, device=pad.device)
         if pruner.config.compact:
             cols = pad.any(dim=0).nonzero().squeeze(1)
             prefix = prefix.take_columns(cols)
-            visual_index = cols[: prefix.num_visual]
+            visual_index = visual_index[..., cols[: prefix.num_visual]]
         return prefix, suffix_offset, visual_index
+
+    def vision_tower(self, dtype: torch.dtype | None) -> SiglipTower:
+        return SiglipTower(self, dtype)
 
     def _prefill_hidden(self, prefix: Prefix) -> Tensor:
         if self.language_model.layers[0].self_attn.q_proj.weight.dtype == torch.bfloat16:

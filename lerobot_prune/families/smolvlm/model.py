@@ -28,7 +28,7 @@ from torch import Tensor
 from ...engine.capture import ExpertAttentionCapture
 from ...engine.prefix import Prefix, PrefixKV
 from ...engine.pruning_engine import PruningEngine
-from ...metrics import LayerDims
+from ...metrics import LayerDims, VisionDims
 from ...strategies.base import TokenPruner
 from .signals import SmolVLMSignals, attend, rope
 
@@ -83,6 +83,15 @@ class PrunedVLAFlowMatching(PruningEngine, VLAFlowMatching):
     @property
     def default_num_steps(self) -> int:
         return self.config.num_steps
+
+    @property
+    def vision_dims(self) -> VisionDims:
+        """SigLIP and connector sizes, for the tower's FLOP accounting (a token is scale_factor² patches)."""
+        vlm = self.vlm_with_expert.config
+        vision, scale = vlm.vision_config, vlm.scale_factor
+        return VisionDims(vision.hidden_size, vision.intermediate_size, vision.num_hidden_layers,
+                          self.tokens_per_camera * scale**2, vision.patch_size,
+                          self.language_model.config.hidden_size, scale**2)  # fmt: skip
 
     @property
     def layer_dims(self) -> tuple[LayerDims, LayerDims]:

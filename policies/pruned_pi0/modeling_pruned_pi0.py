@@ -15,3 +15,8 @@ class PrunedPI0Policy(PrunedPolicyMixin, PI0Policy):
     name = "pruned_pi0"
     base_type = "pi0"
     model_class = PrunedPI0Pytorch
+
+    def __init__(
+        self, config: PrunedPI0Config, **kwargs
+    ):  # LeRobot's contract: `config` is annotated with the class
+        super().__init__(config, **kwargs)

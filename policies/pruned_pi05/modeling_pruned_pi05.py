@@ -15,3 +15,8 @@ class PrunedPI05Policy(PrunedPolicyMixin, PI05Policy):
     name = "pruned_pi05"
     base_type = "pi05"
     model_class = PrunedPI05Pytorch
+
+    def __init__(
+        self, config: PrunedPI05Config, **kwargs
+    ):  # LeRobot's contract: `config` is annotated with the class
+        super().__init__(config, **kwargs)

@@ -29,6 +29,11 @@ class PrunedSmolVLAPolicy(PrunedPolicyMixin, SmolVLAPolicy):
     base_type = "smolvla"
     model_class = PrunedVLAFlowMatching
 
+    def __init__(
+        self, config: PrunedSmolVLAConfig, **kwargs
+    ):  # LeRobot's contract: `config` is annotated with the class
+        super().__init__(config, **kwargs)
+
     def actions_queued(self) -> bool:
         return len(self._queues[ACTION]) > 0
 

@@ -29,9 +29,8 @@ class PrunedSmolVLAPolicy(PrunedPolicyMixin, SmolVLAPolicy):
     base_type = "smolvla"
     model_class = PrunedVLAFlowMatching
 
-    def __init__(
-        self, config: PrunedSmolVLAConfig, **kwargs
-    ):  # LeRobot's contract: `config` is annotated with the class
+    # LeRobot's policy-class contract reads this annotation (tests/test_discovery.py).
+    def __init__(self, config: PrunedSmolVLAConfig, **kwargs):
         super().__init__(config, **kwargs)
 
     def actions_queued(self) -> bool:

@@ -5,9 +5,21 @@ LeRobot policy types live in the `lerobot_policy_prune` package.
 """
 
 from . import strategies  # noqa: F401  (registers the built-in strategies)
-from .config import PruningConfig
-from .registry import build_pruner, list_strategies, make_pruning_config
+from .config import KeepRatioConfig, PruningConfig
+from .registry import build_pruner, list_strategies, make_pruning_config, register_strategy
 from .selection import TokenSelection
+from .strategies.base import PruningView, TokenPruner, TopKScorer
 
 __version__ = "0.1.0"
-__all__ = ["PruningConfig", "TokenSelection", "build_pruner", "list_strategies", "make_pruning_config"]
+__all__ = [
+    "KeepRatioConfig",
+    "PruningConfig",
+    "PruningView",
+    "TokenPruner",
+    "TokenSelection",
+    "TopKScorer",
+    "build_pruner",
+    "list_strategies",
+    "make_pruning_config",
+    "register_strategy",
+]

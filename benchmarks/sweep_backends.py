@@ -117,7 +117,7 @@ def main() -> None:
         "local": local,
         "ray": ray_run,
         # Same seeds and successes; sum rewards equal up to float summation order (1 ulp seen), as in
-        # tests/test_sweep.py.
+        # tests/tools/test_sweep.py.
         "identical_successes": strip_rewards(local["episodes"]) == strip_rewards(ray_run["episodes"]),
         "max_reward_difference": max_reward_difference(local["episodes"], ray_run["episodes"]),
         "ray_speedup_over_local": local["wall_s"] / ray_run["wall_s"],

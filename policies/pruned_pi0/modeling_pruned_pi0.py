@@ -16,6 +16,6 @@ class PrunedPI0Policy(PrunedPolicyMixin, PI0Policy):
     base_type = "pi0"
     model_class = PrunedPI0Pytorch
 
-    # LeRobot's policy-class contract reads this annotation (tests/test_discovery.py).
+    # LeRobot's policy-class contract reads this annotation (tests/policies/test_discovery.py).
     def __init__(self, config: PrunedPI0Config, **kwargs):
         super().__init__(config, **kwargs)

@@ -16,6 +16,6 @@ class PrunedPI05Policy(PrunedPolicyMixin, PI05Policy):
     base_type = "pi05"
     model_class = PrunedPI05Pytorch
 
-    # LeRobot's policy-class contract reads this annotation (tests/test_discovery.py).
+    # LeRobot's policy-class contract reads this annotation (tests/policies/test_discovery.py).
     def __init__(self, config: PrunedPI05Config, **kwargs):
         super().__init__(config, **kwargs)

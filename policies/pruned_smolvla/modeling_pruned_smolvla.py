@@ -29,7 +29,7 @@ class PrunedSmolVLAPolicy(PrunedPolicyMixin, SmolVLAPolicy):
     base_type = "smolvla"
     model_class = PrunedVLAFlowMatching
 
-    # LeRobot's policy-class contract reads this annotation (tests/test_discovery.py).
+    # LeRobot's policy-class contract reads this annotation (tests/policies/test_discovery.py).
     def __init__(self, config: PrunedSmolVLAConfig, **kwargs):
         super().__init__(config, **kwargs)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from test_sims import sim_env
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CHECKPOINT = REPO / "checkpoints" / "pi0_metaworld_mt2"
 TASKS = ("button-press-topdown-v3", "coffee-button-v3")
 EPISODES = 3  # per task: ~25 s each on 2 cores, most of it MuJoCo rendering

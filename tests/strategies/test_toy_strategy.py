@@ -51,7 +51,7 @@ print(json.dumps({"listed": "loudest" in list_strategies(), "counts": selection.
 
 def test_a_toy_strategy_in_under_30_lines_runs_in_a_pruned_policy(tmp_path):
     (tmp_path / "loudest.py").write_text(TOY_STRATEGY)
-    tests = Path(__file__).parent
+    tests = Path(__file__).parents[1]
     done = subprocess.run([sys.executable, "-c", RUN], capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": f"{tmp_path}:{tests}", "HF_HUB_OFFLINE": "1"})  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

@@ -46,7 +46,7 @@ def test_second_episode_matches_a_fresh_process(one_camera_base, tmp_path, strat
     assert len(calls) == 12 and any(c["kept_visual_per_camera"] < c["valid_visual_per_camera"] for c in calls)
     for episode, in_process in ((0, first), (1, second)):
         out = tmp_path / f"episode{episode}.pt"
-        runner = Path(__file__).with_name("episode_runner.py")
+        runner = Path(__file__).parents[1] / "episode_runner.py"
         done = subprocess.run([sys.executable, str(runner), str(ckpt), str(episode), str(out)], capture_output=True,
                               text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]

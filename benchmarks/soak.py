@@ -19,6 +19,7 @@ import argparse
 import gc
 import json
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -98,13 +99,18 @@ def soak(strategy: str, episodes: int, calls: int, work: Path, base: Path) -> di
         report_kb.append(len(json.dumps(policy.report.to_dict())) / 1024)
         print(f"soak {strategy}: episode {episode + 1}/{episodes}, {(episode + 1) * calls} calls, "
               f"RSS {rss[-1]:.1f} MB, report {report_kb[-1]:.0f} KB", flush=True)  # fmt: skip
-    ordered = sorted(latencies)
+    return summary(strategy, rss, report_kb, calls, latencies, wall_s=time.perf_counter() - start)
+
+
+def summary(strategy: str, rss: list[float], report_kb: list[float], calls: int, latencies: list[float] | None,
+            wall_s: float | None = None) -> dict:  # fmt: skip
+    ordered = sorted(latencies or [])
     return {
         "strategy": strategy,
-        "calls": episodes * calls,
-        "wall_s": time.perf_counter() - start,
-        "latency_ms_p50": statistics.median(latencies),
-        "latency_ms_p95": ordered[round(0.95 * (len(ordered) - 1))],
+        "calls": len(rss) * calls,
+        "wall_s": wall_s,
+        "latency_ms_p50": statistics.median(ordered) if ordered else None,
+        "latency_ms_p95": ordered[round(0.95 * (len(ordered) - 1))] if ordered else None,
         "rss_mb_first_episode": rss[0],
         "rss_mb_last_episode": rss[-1],
         "rss_mb_per_1000_calls": slope_per_1000_calls(rss, calls),
@@ -130,30 +136,51 @@ def main() -> None:
         "a smaller one (`lerobot-prune init-tiny --env_type=metaworld`) makes calls cheaper",
     )
     parser.add_argument("--out", default="outputs/soak.json")
+    parser.add_argument(
+        "--from_log",
+        type=Path,
+        default=None,
+        help="rebuild the runs of an interrupted soak from its printed episode lines (no latency)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    if args.from_log is not None:
+        for run in runs_from_log(args.from_log.read_text(), args.calls):
+            write(out, run, args, source=f"episode lines of {args.from_log}")
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        runs = [soak(s, args.episodes, args.calls, Path(tmp), args.base) for s in args.strategies]
-    result = {
-        "method": __doc__.split("\n\n")[1].replace("\n", " "),
-        "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "threads": args.threads,
-        },  # fmt: skip
-        "base": str(args.base),
-        "runs": runs,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    for r in runs:
-        print(f"{r['strategy']:>10}: {r['calls']} calls, RSS {r['rss_mb_first_episode']:.0f} -> "
-              f"{r['rss_mb_last_episode']:.0f} MB ({r['rss_mb_per_1000_calls']:+.2f} MB / 1000 calls), report "
-              f"{r['report_kb_first_episode']:.0f} -> {r['report_kb_last_episode']:.0f} KB "
-              f"({r['report_kb_per_1000_calls']:+.1f} KB / 1000 calls), p50 {r['latency_ms_p50']:.1f} ms")  # fmt: skip
-    print(f"-> {args.out}")
+        for strategy in args.strategies:
+            write(
+                out, soak(strategy, args.episodes, args.calls, Path(tmp), args.base), args, source="this run"
+            )
+
+
+def write(out: Path, run: dict, args, source: str) -> None:
+    """Adds (or replaces) `run` in the JSON at `out`, so a soak can be split over several invocations."""
+    result = json.loads(out.read_text()) if out.is_file() else {"method": __doc__.split("\n\n")[1].replace("\n", " "),
+                                                                 "runs": []}  # fmt: skip
+    run = {**run, "source": source, "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
+           "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                       "torch": torch.__version__, "threads": args.threads}, "base": str(args.base)}  # fmt: skip
+    result["runs"] = [r for r in result["runs"] if r["strategy"] != run["strategy"]] + [run]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    latency = f", p50 {run['latency_ms_p50']:.1f} ms" if run.get("latency_ms_p50") is not None else ""
+    print(f"{run['strategy']:>10}: {run['calls']} calls, RSS {run['rss_mb_first_episode']:.0f} -> "
+          f"{run['rss_mb_last_episode']:.0f} MB ({run['rss_mb_per_1000_calls']:+.2f} MB / 1000 calls), report "
+          f"{run['report_kb_first_episode']:.0f} -> {run['report_kb_last_episode']:.0f} KB "
+          f"({run['report_kb_per_1000_calls']:+.1f} KB / 1000 calls){latency} -> {out}", flush=True)  # fmt: skip
+
+
+def runs_from_log(text: str, calls: int) -> list[dict]:
+    """The runs of a soak's printed lines `soak S: episode i/N, c calls, RSS x MB, report y KB`."""
+    series: dict[str, tuple[list[float], list[float]]] = {}
+    for m in re.finditer(r"soak (\w+): episode \d+/\d+, \d+ calls, RSS ([\d.]+) MB, report (\d+) KB", text):
+        rss, report = series.setdefault(m.group(1), ([], []))
+        rss.append(float(m.group(2)))
+        report.append(float(m.group(3)))
+    return [summary(name, rss, report, calls, None) for name, (rss, report) in series.items()]
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ their state, as within an episode), each CUDA-synchronised on GPU; median and p9
 time ratio use the median of those paired calls, so drift in machine load affects both sides alike.
 Extra passes (`--profile`, eager only), each with synchronisations of its own: the strategy clock (the strategy's own
 share of the call) and the phase clock (vision encoder / prefix pass / denoising loop).
-FLOP ratio: the VLM and expert (`metrics.layer_flops` per layer); end-to-end FLOP ratio adds the vision tower,
+FLOP ratio: the VLM and expert (`flops.layer_flops` per layer); end-to-end FLOP ratio adds the vision tower,
 which pruning never changes. The FLOP-allowed speed-up is 1 / end-to-end FLOP ratio. The phase-weighted
 FLOP ratio weights each phase's FLOP ratio (vision 1, prefix, denoising) by that phase's share of
 LeRobot's call time instead of its share of FLOPs: the prediction for hardware that runs the expert's

@@ -12,7 +12,7 @@ from torch import nn
 
 from ..families import family_for, policy_types
 from ..families.bench_parts import BENCH_SIZES, BenchParts
-from ..metrics import vit_flops
+from ..flops import vit_flops
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..metrics import kv_cache_bytes
+from ..flops import kv_cache_bytes
 from ..registry import list_strategies
 from .bench_models import BenchModels
 from .plot import Point, scatter

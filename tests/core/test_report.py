@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from lerobot_prune.metrics import CallTrace, LayerDims, PruningReport
+from lerobot_prune.flops import LayerDims
+from lerobot_prune.metrics import CallTrace, PruningReport
 
 DIMS = LayerDims(width=64, mlp_dim=128, num_heads=2, num_kv_heads=1, head_dim=32)
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from lerobot_prune.metrics import LayerDims, layer_flops
+from lerobot_prune.flops import LayerDims, layer_flops
 from lerobot_prune.selection import keep_budget, top_k
 
 

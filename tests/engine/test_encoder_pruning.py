@@ -161,7 +161,7 @@ def test_in_encoder_refuses_strategies_that_need_the_full_grid(strategy, kwargs)
 
 
 def test_encoder_flops_of_every_patch_are_the_vit_count_plus_the_projector():
-    from lerobot_prune.metrics import VisionDims, encoder_flops, vit_flops
+    from lerobot_prune.flops import VisionDims, encoder_flops, vit_flops
 
     so400m = VisionDims(width=1152, mlp_dim=4304, depth=27, patches=256, patch_size=14, out_width=2048)
     full = encoder_flops(so400m, [[256, 256]] * 27)

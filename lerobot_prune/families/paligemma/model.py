@@ -34,7 +34,7 @@ from ...engine.capture import ExpertAttentionCapture
 from ...engine.encoder import EncodedVision
 from ...engine.prefix import Prefix, PrefixKV
 from ...engine.pruning_engine import PruningEngine
-from ...metrics import LayerDims, VisionDims
+from ...flops import LayerDims, VisionDims
 from ...strategies.base import TokenPruner
 from .arch import backbone_sizes
 from .signals import PaliGemmaSignals, register_expert_hooks

@@ -22,7 +22,7 @@ from lerobot.policies.common.vla_utils import make_att_2d_masks, prepare_attenti
 from torch import Tensor
 
 from ...engine.prefix import Prefix
-from ...metrics import LayerDims, layer_flops
+from ...flops import LayerDims, layer_flops
 from ...selection import TokenSelection
 
 

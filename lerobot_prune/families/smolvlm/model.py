@@ -28,7 +28,7 @@ from torch import Tensor
 from ...engine.capture import ExpertAttentionCapture
 from ...engine.prefix import Prefix, PrefixKV
 from ...engine.pruning_engine import PruningEngine
-from ...metrics import LayerDims, VisionDims
+from ...flops import LayerDims, VisionDims
 from ...strategies.base import TokenPruner
 from .signals import SmolVLMSignals, attend, rope
 

@@ -1,9 +1,9 @@
 """The backbone-independent part of the pruned inference path, shared by the π0/π0.5 and SmolVLA adapters.
 
-PruningEngine  mixin: per-call flow (strategy, prefill, Euler loop, probe stage, trace), fallback,
-               TIES' all-layer attention columns. The adapter supplies the prefix embedding, one VLM
-               layer call (`prefill.PrefillLoop`), one denoising step and the expert-attention capture
-               (see "Adapter hooks").
+PruningEngine  mixin: per-call flow (strategy, prefill, Euler loop, probe stage), fallback, TIES'
+               all-layer attention columns; the call's record is `trace.CallRecorder`. The adapter
+               supplies the prefix embedding, one VLM layer call (`prefill.PrefillLoop`), one denoising
+               step and the expert-attention capture (see "Adapter hooks").
 DenoiseRun     the velocity function of one call's Euler loop.
 AllLayersProbe runs the prefix unpruned and records every layer's input.
 """
@@ -31,12 +31,13 @@ from .encoder import (
     uses_tower,
 )
 from .prefill import PrefillLoop
-from .prefix import Prefix, PrefixKV, count_per_camera, img_masks_to_valid
+from .prefix import Prefix, PrefixKV
+from .trace import CallRecorder
 
 logger = logging.getLogger(__name__)
 
 
-class PruningEngine(PrefillLoop):
+class PruningEngine(PrefillLoop, CallRecorder):
     """Pruned `sample_actions` for an adapter mixed in before an upstream flow-matching model.
 
     Adapter hooks: `tokens_per_camera`, `vlm_depth`, `suffix_length`, `default_num_steps`,
@@ -188,41 +189,6 @@ class PruningEngine(PrefillLoop):
         return self.embed_for_pruning(images, img_masks, lang_tokens, lang_masks, pruner, state=state,
                                       vision=vision)  # fmt: skip
 
-    @torch.compiler.disable
-    def _record_call(self, view: PruningView, selection: TokenSelection | None, prefix_lengths: list[int],
-                     num_cameras: int, lang_masks: Tensor, num_steps: int, fell_back: bool,
-                     reruns: int) -> None:  # fmt: skip
-        """Host-side bookkeeping after a pruned call: the trace (reads counts to the host) and `call_index`.
-
-        Kept out of torch.compile: a changing Python int read in a compiled frame is guarded on and would
-        recompile every call, and the trace's `.cpu()` copies belong after the device work anyway.
-        """
-        ids, valid, cameras = view.camera_ids, view.visual_valid, view.num_cameras
-        valid_per_camera = count_per_camera(ids, None, cameras, valid)
-        if self.pruner.config.encoder == "in_encoder":  # counted before the tower dropped patches
-            valid_per_camera = (valid_per_camera > 0).long() * self.tokens_per_camera
-        self.last_trace = CallTrace(
-            kept_per_camera=count_per_camera(ids, selection, cameras, valid).cpu(),
-            valid_per_camera=valid_per_camera.cpu(),
-            prefix_lengths=prefix_lengths,
-            full_length=self.full_prefix_length(num_cameras, lang_masks),
-            suffix_length=self.suffix_length,
-            num_steps=num_steps,
-            fallback=fell_back,
-            extra_prefix_passes=reruns,
-            extra_steps=reruns,
-            diagnostics=self.pruner.diagnostics(),
-            encoder_patches=self.encoder_patches.cpu() if self.encoder_patches is not None else None,
-        )
-        self.call_index += 1
-
-    @torch.compiler.disable
-    def _record_full_vision_call(self, img_masks, lang_masks, num_steps) -> None:
-        """`_record_call` of an unpruned call."""
-        self.last_trace = self._full_vision_trace(img_masks, lang_masks, num_steps)
-        self.last_selection = None
-        self.call_index += 1
-
     @torch.no_grad()
     def visual_attention_columns(self, images, img_masks, lang_tokens, lang_masks,
                                  state: Tensor | None = None) -> tuple[Tensor, Tensor]:  # fmt: skip
@@ -277,22 +243,6 @@ class PruningEngine(PrefillLoop):
             logger.warning("Strategy %r failed; this call runs with full vision.", pruner.config.type,
                            exc_info=True)  # fmt: skip
             return None, True
-
-    def _full_vision_trace(self, img_masks, lang_masks, num_steps) -> CallTrace:
-        valid = count_per_camera(
-            torch.arange(len(img_masks), device=lang_masks.device).repeat_interleave(self.tokens_per_camera),
-            None, len(img_masks), img_masks_to_valid(img_masks, self.tokens_per_camera),
-        ).cpu()  # fmt: skip
-        length = self.full_prefix_length(len(img_masks), lang_masks)
-        return CallTrace(
-            kept_per_camera=valid,
-            valid_per_camera=valid,
-            prefix_lengths=[length] * self.vlm_depth,
-            full_length=length,
-            suffix_length=self.suffix_length,
-            num_steps=num_steps or self.default_num_steps,
-            fallback=False,
-        )
 
 
 def check_language(pruner: TokenPruner, lang_masks: Tensor) -> bool | None:

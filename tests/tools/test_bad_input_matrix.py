@@ -22,15 +22,28 @@ BAD_VALUES = {
 LIST_VALUES = ["[abc]"]
 SHARED = {"compact", "fallback", "report_dir", "in_training", "blind"}  # tested in test_bad_input_cli.py
 NOT_TYPED = {"calibration_path", "seed", "preserve_positions"}  # paths / any int / bools tested elsewhere
+# The encoder options are shared by every strategy: their rows run once, on ENCODER_STRATEGY.
+ENCODER = {
+    "encoder",
+    "encoder_refresh",
+    "encoder_layer",
+    "encoder_keep_ratio",
+    "pack_cameras",
+    "vision_dtype",
+}
+ENCODER_STRATEGY = "fastv"
 # Legal values: a VLA-Pruner window or ADP count longer than an episode, α = 0 (pure action score), a
 # similarity threshold in [-1, 1], any finite non-negative motion threshold, DTP's tau/sigma/kernel above 1.
 ACCEPTED = {
     ("window", "99"), ("alpha", "0"), ("similarity_threshold", "0"), ("similarity_threshold", "-0.25"),
     ("extrema_window", "99"), ("max_consecutive", "99"), ("min_delta_pos", "0"), ("min_delta_pos", "1.5"),
     ("tau", "1.5"), ("tau", "inf"), ("sigma", "1.5"), ("sigma", "inf"), ("kernel_size", "99"),
+    ("encoder_refresh", "99"),
 }  # fmt: skip
 # DTP's default probe layers need 18 layers; the tiny backbone has 4, so DTP rows move them inside it.
 EXTRA = {"dtp": ["--pruning.layers=[1,2]"]}
+# encoder_layer is checked against the tower's depth when the mode uses it.
+FIELD_EXTRA = {"encoder_layer": ["--pruning.encoder=in_encoder"]}
 
 
 def _type_name(field) -> str:
@@ -41,7 +54,7 @@ def _cases() -> list[tuple[str, str, str, str]]:
     cases = []
     for strategy, config_cls in list_strategies().items():
         for field in fields(config_cls):
-            if field.name in SHARED | NOT_TYPED:
+            if field.name in SHARED | NOT_TYPED or (field.name in ENCODER and strategy != ENCODER_STRATEGY):
                 continue
             kind = _type_name(field)
             for value in BAD_VALUES.get(kind, LIST_VALUES):
@@ -70,7 +83,7 @@ def test_bad_field_value_is_one_clear_line(
     tiny_base_checkpoint, tmp_path, capsys, strategy, name, kind, value
 ):
     argv = ["convert", f"--base={tiny_base_checkpoint}", f"--out={tmp_path / 'out'}", f"--pruning.type={strategy}",
-            *EXTRA.get(strategy, []), f"--pruning.{name}={value}"]  # fmt: skip
+            *EXTRA.get(strategy, []), *FIELD_EXTRA.get(name, []), f"--pruning.{name}={value}"]  # fmt: skip
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     lines = capsys.readouterr().err.strip().splitlines()

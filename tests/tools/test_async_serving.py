@@ -142,12 +142,18 @@ def test_serve_gives_each_robot_client_its_own_policy_and_refuses_one_too_many(t
     refusal = (tmp_path / "client_c" / "client.log").read_text()
     assert "RESOURCE_EXHAUSTED" in refusal and "max_clients=2" in refusal, refusal[-2000:]
     opened = re.findall(r"Session for (\S+) opened", served)
-    assert len(opened) == 3 and len(set(opened)) == 3, served[-3000:]  # a, b, then d; never c
-    peer_a, peer_b, peer_d = opened
-    assert f"Session for {peer_a} closed" in served
-    # Each session loaded its own client's checkpoint and answered with its own peer in front.
-    for peer, ckpt in ((peer_a, ckpts["a"]), (peer_b, ckpts["b"]), (peer_d, ckpts["a"])):
+    assert len(opened) == 3 and len(set(opened)) == 3, served[
+        -3000:
+    ]  # a and b (either first), then d; never c
+    # Each session loaded exactly its own client's checkpoint (a and d share one; a connected first).
+    loaded = {
+        peer: re.findall(rf"\[{re.escape(peer)}\] .*Pretrained name or path: (\S+)", served)
+        for peer in opened
+    }
+    peer_a, peer_d = [peer for peer in opened if loaded[peer] == [str(ckpts["a"])]]
+    (peer_b,) = [peer for peer in opened if loaded[peer] == [str(ckpts["b"])]]
+    assert opened[-1] == peer_d and f"Session for {peer_a} closed" in served
+    for peer in (peer_a, peer_b, peer_d):
         assert f"[{peer}] Receiving policy instructions from {peer}" in served
-        assert re.search(rf"\[{re.escape(peer)}\] .*Pretrained name or path: {re.escape(str(ckpt))}", served)
         assert f"[{peer}] Action chunk #" in served
     assert "Error in StreamActions" not in served and "Traceback" not in served, served[-3000:]

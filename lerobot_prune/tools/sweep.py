@@ -235,7 +235,11 @@ def check_manifest(out: Path, wanted: dict, *, overwrite: bool) -> dict:
     found = json.loads(path.read_text())
     found_cells, wanted_cells = found.get("cells", {}), wanted.get("cells", {})
     differ = sorted(k for k in wanted.keys() | found.keys() if k != "cells" and found.get(k) != wanted.get(k))
-    differ += [f"cells.{c}" for c in wanted_cells if c in found_cells and found_cells[c] != wanted_cells[c]]
+    differ += [
+        f"cells.{c}"
+        for c in wanted_cells
+        if c in found_cells and not _same_cell(found_cells[c], wanted_cells[c])
+    ]
     if not differ:
         return found | {"cells": found_cells | wanted_cells}
     if not overwrite:
@@ -249,6 +253,18 @@ def check_manifest(out: Path, wanted: dict, *, overwrite: bool) -> dict:
         shutil.rmtree(out / sub, ignore_errors=True)
     path.unlink()
     return wanted
+
+
+def _same_cell(found: dict, wanted: dict) -> bool:
+    """Same settings; a field added to the strategy configs since `found` was run counts as the same when it
+    is at its default (new options are off by default and leave results unchanged)."""
+    from lerobot_prune import make_pruning_config
+
+    added = wanted.keys() - found.keys()
+    if not added or "type" not in wanted:
+        return found == wanted
+    defaults = draccus.encode(make_pruning_config(wanted["type"]))
+    return all(wanted[k] == defaults.get(k) for k in added) and {k: wanted[k] for k in found} == found
 
 
 def write_manifest(out: Path, wanted: dict) -> None:

@@ -156,3 +156,17 @@ def test_local_and_ray_sweeps_give_identical_episodes_and_resume(tiny_base_check
     _assert_same_episodes(_episodes(local), episodes)
     with pytest.raises(ValueError, match=r"differing: eval_args"):
         main([*common[:-1], "--seed=7", f"--out={local}"])
+
+
+def test_a_cell_run_before_new_default_options_still_resumes():
+    """Options added to the strategy configs later (at their defaults) do not change a finished cell."""
+    import draccus
+
+    from lerobot_prune import make_pruning_config
+    from lerobot_prune.tools.sweep import _same_cell
+
+    wanted = {"type": "fastv", **draccus.encode(make_pruning_config("fastv", keep_ratio=0.25))}
+    found = {k: v for k, v in wanted.items() if not k.startswith("encoder")}
+    assert _same_cell(found, wanted)
+    assert not _same_cell(found, {**wanted, "encoder": "carry_over"})
+    assert not _same_cell(found, {**wanted, "keep_ratio": 0.5})

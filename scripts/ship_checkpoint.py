@@ -7,6 +7,11 @@ Writes `<out>/` with `lerobot-prune convert` (pruning `none`: config, weights, b
 the local tokenizer stored inside the preprocessor, so the folder can be moved), then `training.json`
 (git revision, dataset seeds, steps, wall time, the train config) and `loss_curve.csv` / `loss_curve.png`
 parsed from the lerobot-train log.
+
+A SmolVLA reads its VLM config, processor and tokenizer from the folder `vlm_model_name` names (the tiny
+SmolVLM folder `init-tiny` wrote, an absolute path under outputs/): it is copied to `<out>/vlm` and both
+`config.json` and the preprocessor's tokenizer step name it by its path from the repository root, the
+working directory of every command that uses the committed checkpoints.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import argparse
 import csv
 import json
 import re
+import shutil
 import subprocess
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +37,29 @@ def parse_log(log: Path, log_freq: int) -> list[tuple[int, float, datetime]]:
         if m := LOG_LINE.search(line):
             rows.append(((len(rows) + 1) * log_freq, float(m.group(2)), datetime.fromisoformat(m.group(1))))
     return rows
+
+
+def bundle_vlm_folder(out: Path) -> None:
+    """Copies the SmolVLM folder of the SmolVLA checkpoint in `out` to `out/vlm` and points the checkpoint's
+    config and tokenizer step at it, relative to the repository root."""
+    config_file, pre_file = out / "config.json", out / "policy_preprocessor.json"
+    config = json.loads(config_file.read_text())
+    source = Path(config["vlm_model_name"])
+    if not source.is_dir():
+        raise SystemExit(f"vlm_model_name={str(source)!r} of {out} is not a local folder; nothing to bundle.")
+    target = out / "vlm"
+    if target.resolve() != source.resolve():
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(source, target)
+    name = str(target.resolve().relative_to(REPO))
+    config["vlm_model_name"] = name
+    config_file.write_text(json.dumps(config, indent=4))
+    pre = json.loads(pre_file.read_text())
+    steps = [step for step in pre["steps"] if "tokenizer_name" in step.get("config", {})]
+    if len(steps) != 1:
+        raise SystemExit(f"{pre_file}: expected one tokenizer step, found {len(steps)}.")
+    steps[0]["config"]["tokenizer_name"] = name
+    pre_file.write_text(json.dumps(pre, indent=2))
 
 
 def main() -> None:
@@ -58,6 +87,8 @@ def main() -> None:
     convert(source, args.out, NoPruningConfig(), overwrite=True)
     if card_text is not None:
         card.write_text(card_text)
+    if train_config["policy"]["type"] == "pruned_smolvla":
+        bundle_vlm_folder(args.out)
 
     rows = parse_log(args.log, train_config["log_freq"])
     with open(args.out / "loss_curve.csv", "w", newline="") as f:

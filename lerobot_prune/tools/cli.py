@@ -22,14 +22,15 @@ from ..strategies.none import NoPruningConfig
 
 @dataclass
 class InitTinyArgs:
-    out: str  # folder of the tiny random checkpoint (type `pi0` or `pi05`, not yet pruned)
+    out: str  # folder of the tiny random checkpoint (type `pi0`, `pi05` or `smolvla`, not yet pruned)
     policy_type: str = "pi0"  # pi0 | pi05 | smolvla
     empty_cameras: int = 0  # padded cameras added to PushT's one camera (shows `compact`)
     chunk_size: int = 10
     n_action_steps: int = 10
     seed: int = 0
     env_type: str = "pusht"  # LeRobot sim whose features and stats the checkpoint gets: pusht|aloha|metaworld
-    # π0/π0.5 sizes replacing the tiny ones (keys of families.paligemma.arch.ARCH_KEYS), e.g. '{width: 128}'
+    # sizes replacing the tiny ones (keys of families.paligemma.arch.ARCH_KEYS, or of families.smolvlm.tiny's
+    # for smolvla), e.g. '{width: 128}'
     arch: dict[str, int] = field(default_factory=dict)
 
 

@@ -137,3 +137,23 @@ def test_select_action_matches_upstream_and_reports_each_chunk(smolvla_base, tmp
         assert torch.equal(a, b)
     assert len(pruned.report.calls) == 2  # chunks of 10 actions: steps 0 and 10
     assert pruned.report.calls[0]["kept_visual_per_camera"] == [[64, 0]]
+
+
+def test_init_tiny_arch_sets_smolvlm_sizes_and_refuses_pi0_only_keys(tmp_path):
+    from transformers import AutoConfig
+
+    out = init_tiny(tmp_path / "sized", policy_type="smolvla", env_type="metaworld",
+                    arch={"width": 96, "num_heads": 6, "vision_depth": 2})  # fmt: skip
+    vlm = AutoConfig.from_pretrained(out / "tiny_smolvlm")
+    assert (vlm.text_config.hidden_size, vlm.text_config.num_attention_heads) == (96, 6)
+    assert vlm.vision_config.num_hidden_layers == 2
+    with pytest.raises(ValueError, match=r"\['expert_width'\] do not apply to SmolVLA; valid keys: .*vision_width"):
+        init_tiny(tmp_path / "bad", policy_type="smolvla", arch={"expert_width": 64})
+
+
+def test_a_vlm_path_that_is_no_folder_is_refused_by_name(tmp_path):
+    from lerobot_policy_prune.pruned_smolvla.configuration_pruned_smolvla import PrunedSmolVLAConfig
+
+    missing = "checkpoints/not_here/vlm"
+    with pytest.raises(ValueError, match=r"vlm_model_name='checkpoints/not_here/vlm' is a path but not a folder"):
+        PrunedSmolVLAConfig(vlm_model_name=missing)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -15,6 +16,7 @@ def vlm_depth(config) -> int:
     """
     from transformers import AutoConfig
 
+    check_local_vlm(config.vlm_model_name)
     try:
         depth = AutoConfig.from_pretrained(config.vlm_model_name).text_config.num_hidden_layers
     except (OSError, ValueError) as err:
@@ -27,3 +29,15 @@ def vlm_depth(config) -> int:
                        config.num_vlm_layers)  # fmt: skip
         return config.num_vlm_layers
     return min(depth, config.num_vlm_layers) if config.num_vlm_layers > 0 else depth
+
+
+def check_local_vlm(name: str) -> None:
+    """Refuses a `vlm_model_name` that is a path (absolute, `./…`, or deeper than a Hub `org/name` id) but no
+    folder, before the model build asks the Hub for it; relative paths are read from the working directory."""
+    looks_local = Path(name).is_absolute() or name.startswith(".") or name.count("/") >= 2
+    if looks_local and not Path(name).is_dir():
+        raise ValueError(
+            f"vlm_model_name={name!r} is a path but not a folder (relative paths are read from the working "
+            f"directory, {Path.cwd()}); run from the folder it is relative to (for the committed checkpoints, "
+            "the repository root) or pass --policy.vlm_model_name=<SmolVLM folder or Hub id>."
+        )

@@ -21,6 +21,15 @@ TINY_TEXT = {
 TINY_VISION = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
                "image_size": 512, "patch_size": 16}  # fmt: skip
 TINY_SCALE_FACTOR = 4
+# `init-tiny --arch` keys for SmolVLA -> (SmolVLM sub-config, field). The action expert's width follows the
+# text width through SmolVLA's `expert_width_multiplier`.
+ARCH_KEYS = {
+    "width": ("text", "hidden_size"), "mlp_dim": ("text", "intermediate_size"),
+    "depth": ("text", "num_hidden_layers"), "num_heads": ("text", "num_attention_heads"),
+    "num_kv_heads": ("text", "num_key_value_heads"), "head_dim": ("text", "head_dim"),
+    "vision_width": ("vision", "hidden_size"), "vision_mlp_dim": ("vision", "intermediate_size"),
+    "vision_depth": ("vision", "num_hidden_layers"), "vision_heads": ("vision", "num_attention_heads"),
+}  # fmt: skip
 _IMAGE_SPECIALS = {
     "fake_image_token": "<fake_token_around_image>",
     "image_token": "<image>",
@@ -75,15 +84,30 @@ def make_tiny_smolvlm(directory: str | Path, text: dict | None = None, vision: d
     return directory
 
 
+def arch_sizes(arch: dict[str, int] | None) -> tuple[dict, dict]:
+    """`(text, vision)` SmolVLM size overrides from `init-tiny --arch` keys (`ARCH_KEYS`)."""
+    unknown = sorted(set(arch or {}) - set(ARCH_KEYS))
+    if unknown:
+        raise ValueError(f"arch keys {unknown} do not apply to SmolVLA; valid keys: {sorted(ARCH_KEYS)}.")
+    bad = {k: v for k, v in (arch or {}).items() if not isinstance(v, int) or v <= 0}
+    if bad:
+        raise ValueError(f"arch values must be positive integers, got {bad}.")
+    sizes: dict[str, dict] = {"text": {}, "vision": {}}
+    for key, value in (arch or {}).items():
+        part, name = ARCH_KEYS[key]
+        sizes[part][name] = value
+    return sizes["text"], sizes["vision"]
+
+
 def init_tiny(out: Path, *, policy_type: str = "smolvla", env_type: str = "pusht", empty_cameras: int = 0,
               chunk_size: int = 10, n_action_steps: int = 10, seed: int = 0, features=None,
               stats: dict | None = None, arch: dict[str, int] | None = None) -> Path:  # fmt: skip
     """Writes a tiny random `smolvla` checkpoint for LeRobot's `env_type` sim into `out`, with LeRobot's own
     `save_pretrained` and processors; `vlm_model_name` is the tiny SmolVLM folder inside it. The sizes
-    live in that folder, so `arch` is refused; `features` and `stats` are not used (the sim's are)."""
+    live in that folder (`TINY_TEXT` / `TINY_VISION` updated by `arch`, keys of `ARCH_KEYS`); `features`
+    and `stats` are not used (the sim's are)."""
+    text, vision = arch_sizes(arch)
     out.mkdir(parents=True, exist_ok=True)
-    if arch:
-        raise ValueError(f"arch={arch} applies to pi0/pi05; SmolVLA's tiny sizes live in its SmolVLM folder.")
     import torch
     from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
     from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
@@ -91,7 +115,7 @@ def init_tiny(out: Path, *, policy_type: str = "smolvla", env_type: str = "pusht
 
     from ..tiny import env_features, env_stats
 
-    vlm_dir = make_tiny_smolvlm(out / TINY_SMOLVLM_DIR)
+    vlm_dir = make_tiny_smolvlm(out / TINY_SMOLVLM_DIR, text=text, vision=vision)
     inputs, outputs = env_features(env_type)
     config = SmolVLAConfig(
         input_features=inputs, output_features=outputs, chunk_size=chunk_size, n_action_steps=n_action_steps,

@@ -1,9 +1,9 @@
-"""Writes each policy's pruning report when the process ends, next to `lerobot-eval`'s `eval_info.json`.
+"""Writes each policy's pruning report when a LeRobot command ends, where its caller said.
 
-Only LeRobot commands (or a set `report_dir`) write at exit. LeRobot's eval loop gives a policy no handle
-on its output folder, so the folder is, in order:
-`--policy.pruning.report_dir`, the `--output_dir` of the command line, or the folder of the newest
-`eval_info.json` written under `./outputs` since this process started.
+The folder is `--policy.pruning.report_dir`, else the `--output_dir` on the command line of a LeRobot
+command (`lerobot-eval`, `lerobot-rollout`: their eval loops give a policy no handle on their output folder,
+so it is read from the arguments the user typed). With neither, the report is only logged. This package's
+own tools write the report themselves (`tools.evalrun.run_eval`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import atexit
 import logging
 import sys
-import time
 from pathlib import Path
 
 from .config import PruningConfig
@@ -19,7 +18,6 @@ from .metrics import PruningReport
 
 logger = logging.getLogger(__name__)
 _REPORTS: list[tuple[PruningReport, PruningConfig]] = []
-_STARTED = time.time()
 
 
 def register_report(report: PruningReport, config: PruningConfig) -> None:
@@ -35,10 +33,10 @@ def write_reports() -> list[Path]:
         from_cli = name.startswith("lerobot") and name != "lerobot-prune"
         if not report.calls or (config.report_dir is None and not from_cli):
             continue
-        directory = config.report_dir or output_dir_from_argv(sys.argv) or newest_eval_dir(Path("outputs"))
+        directory = config.report_dir or output_dir_from_argv(sys.argv)
         logger.info("Pruning report (%s):\n%s", report.strategy, report.table())
         if directory is None:
-            logger.warning("No output folder known for the pruning report; set --policy.pruning.report_dir.")
+            logger.warning("Pruning report not written: pass --output_dir or --policy.pruning.report_dir.")
             continue
         written.append(report.write(directory))
         logger.info("Pruning report written to %s", written[-1])
@@ -53,9 +51,3 @@ def output_dir_from_argv(argv: list[str]) -> Path | None:
             return Path(argv[i + 1])
     return None
 
-
-def newest_eval_dir(root: Path) -> Path | None:
-    infos = (
-        [p for p in root.glob("**/eval_info.json") if p.stat().st_mtime >= _STARTED] if root.is_dir() else []
-    )
-    return max(infos, key=lambda p: p.stat().st_mtime).parent if infos else None

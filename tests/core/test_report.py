@@ -51,3 +51,33 @@ def test_report_size_is_bounded_for_long_runs():
     episodes = report.episodes()
     assert len(episodes) == 20 and report.episodes_dropped == 180 and episodes[0]["episode"] == 180
     assert "last 50 calls" in report.summary()["latency_note"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "report_dir", "expected"),
+    [
+        (["lerobot-eval", "--output_dir=OUT/eval"], None, "OUT/eval"),
+        (["lerobot-rollout", "--output_dir", "OUT/roll"], None, "OUT/roll"),
+        (["lerobot-eval", "--output_dir=OUT/eval"], "OUT/explicit", "OUT/explicit"),
+        (["lerobot-eval"], None, None),  # no folder given: logged only, nothing guessed
+        (["python", "--output_dir=OUT/eval"], None, None),  # not a LeRobot command: the caller writes it
+    ],
+)
+def test_reports_at_exit_go_only_where_the_caller_said(argv, report_dir, expected, tmp_path, monkeypatch):
+    from lerobot_prune import make_pruning_config, reporting
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs" / "eval" / "old").mkdir(parents=True)
+    (tmp_path / "outputs" / "eval" / "old" / "eval_info.json").write_text("{}")
+    argv = [a.replace("OUT", str(tmp_path)) for a in argv]
+    monkeypatch.setattr("sys.argv", argv)
+    config = make_pruning_config("fastv", report_dir=report_dir and report_dir.replace("OUT", str(tmp_path)))
+    report = PruningReport("fastv", {}, ["a", "b"])
+    _fill(report, episodes=1, calls=2)
+    monkeypatch.setattr(reporting, "_REPORTS", [(report, config)])
+    written = reporting.write_reports()
+    if expected is None:
+        assert written == [] and not list(tmp_path.glob("**/pruning_report.json"))
+    else:
+        target = tmp_path / expected.replace("OUT/", "") / "pruning_report.json"
+        assert written == [target] and json.loads(target.read_text())["summary"]["calls"] == 2

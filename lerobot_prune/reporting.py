@@ -50,4 +50,3 @@ def output_dir_from_argv(argv: list[str]) -> Path | None:
         if arg == "--output_dir" and i + 1 < len(argv):
             return Path(argv[i + 1])
     return None
-

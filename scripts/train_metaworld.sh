@@ -16,13 +16,14 @@ export HF_HUB_OFFLINE=1 WANDB_MODE=offline MUJOCO_GL=${MUJOCO_GL:-egl}
 policy=${POLICY:-pi0}
 work=${TRAIN_WORK:-outputs/metaworld_$policy}
 data=${TRAIN_DATA:-outputs/metaworld_data}
+steps=${TRAIN_STEPS:-6000}
 tasks="[button-press-topdown-v3,coffee-button-v3]"
 case $policy in
-  pi0) steps=${TRAIN_STEPS:-6000}; extra=()
+  pi0) extra=()
        arch='{width: 128, mlp_dim: 256, expert_width: 64, expert_mlp_dim: 128, vision_width: 64, vision_depth: 2,
          vision_heads: 4, vision_mlp_dim: 128}' ;;
   # SmolVLA trains only its expert on a frozen vision encoder by default: from scratch everything must learn.
-  smolvla) steps=${TRAIN_STEPS:-4000}; extra=(--policy.freeze_vision_encoder=false --policy.train_expert_only=false)
+  smolvla) extra=(--policy.freeze_vision_encoder=false --policy.train_expert_only=false)
        arch='{width: 128, mlp_dim: 256, num_heads: 8, head_dim: 16, vision_width: 64, vision_depth: 2,
          vision_heads: 4, vision_mlp_dim: 128}' ;;
   *) echo "POLICY=$policy: expected pi0 or smolvla"; exit 2 ;;

@@ -100,7 +100,8 @@ def cmd_serve(argv: list[str]) -> None:
 
 def cmd_report(argv: list[str]) -> None:
     """Prints one row per eval run: kept tokens, FLOPs, latency and success."""
-    from ..metrics import REPORT_FILENAME, format_table
+    from ..metrics import REPORT_FILENAME
+    from ..report_table import format_table
 
     args = draccus.parse(ReportArgs, args=argv)
     summaries, success = [], []

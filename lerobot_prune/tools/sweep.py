@@ -12,10 +12,8 @@ than the ones below go to LeRobot's eval (`--env.type=pusht --eval.n_episodes=10
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import shutil
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -27,12 +25,11 @@ from ..strategies.ties_calibration import CALIBRATION_FILENAME
 from .convert import convert
 from .evalrun import parse_eval_config, split_args
 from .sweep_backends import BACKENDS, RayArgs, Shard, run_shards
+from .sweep_manifest import MANIFEST, check_manifest, manifest, write_manifest
 from .sweep_progress import SweepProgress
 from .sweep_results import write_results
 
 logger = logging.getLogger(__name__)
-MANIFEST = "sweep.json"
-OWN_ARGS_IN_MANIFEST = ("shard_episodes", "ties_calibration")
 SET_BY_SWEEP = ("--policy.path", "--output_dir", "--seed", "--eval.n_episodes", "--eval.batch_size")
 # A strategy's `sweep_field` -> the `SweepArgs` list of values swept for it.
 SWEPT_VALUES = {"keep_ratio": "keep_ratios", "tau": "dtp_taus"}
@@ -211,65 +208,6 @@ def plan_shards(
         Shard(cell, seed + start, min(size, n_episodes - start), min(batch_size, size, n_episodes - start))
         for start in range(0, n_episodes, size)
     ]
-
-
-def manifest(args: SweepArgs, cells: list[Cell], lerobot_args: list[str]) -> dict:
-    """What determines the sweep's results. Everything but `cells` must match to resume in the same folder;
-    cells are added to it, and a cell already there must have the same settings."""
-    base = Path(args.policy_path)
-    own = asdict(args)
-    return {
-        "policy_config_sha256": hashlib.sha256((base / "config.json").read_bytes()).hexdigest(),
-        **{k: own[k] for k in OWN_ARGS_IN_MANIFEST},
-        "eval_args": list(lerobot_args),
-        "cells": {c.name: {"type": c.pruning.type, **draccus.encode(c.pruning)} for c in cells},
-    }
-
-
-def check_manifest(out: Path, wanted: dict, *, overwrite: bool) -> dict:
-    """The folder's manifest with `wanted`'s cells added. Refuses a folder holding a sweep with other eval
-    arguments, or a cell of the same name with other settings, unless `overwrite` (then starts over)."""
-    path = out / MANIFEST
-    if not path.is_file():
-        return wanted
-    found = json.loads(path.read_text())
-    found_cells, wanted_cells = found.get("cells", {}), wanted.get("cells", {})
-    differ = sorted(k for k in wanted.keys() | found.keys() if k != "cells" and found.get(k) != wanted.get(k))
-    differ += [
-        f"cells.{c}"
-        for c in wanted_cells
-        if c in found_cells and not _same_cell(found_cells[c], wanted_cells[c])
-    ]
-    if not differ:
-        return found | {"cells": found_cells | wanted_cells}
-    if not overwrite:
-        raise ValueError(
-            f"{out} holds a sweep made with other arguments (differing: {', '.join(differ)}); rerun with its "
-            "arguments to resume it or add cells, choose another --out, or pass --overwrite=true to discard "
-            "its results."
-        )
-    logger.warning("sweep: --overwrite=true, discarding the results in %s", out)
-    for sub in ("ckpts", "runs", "shards", "cells"):
-        shutil.rmtree(out / sub, ignore_errors=True)
-    path.unlink()
-    return wanted
-
-
-def _same_cell(found: dict, wanted: dict) -> bool:
-    """Same settings; a field added to the strategy configs since `found` was run counts as the same when it
-    is at its default (new options are off by default and leave results unchanged)."""
-    from lerobot_prune import make_pruning_config
-
-    added = wanted.keys() - found.keys()
-    if not added or "type" not in wanted:
-        return found == wanted
-    defaults = draccus.encode(make_pruning_config(wanted["type"]))
-    return all(wanted[k] == defaults.get(k) for k in added) and {k: wanted[k] for k in found} == found
-
-
-def write_manifest(out: Path, wanted: dict) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MANIFEST).write_text(json.dumps(wanted, indent=2))
 
 
 def _cell_checkpoint(args: SweepArgs, cell: Cell, target: Path) -> Path:

@@ -147,7 +147,9 @@ def test_init_tiny_arch_sets_smolvlm_sizes_and_refuses_pi0_only_keys(tmp_path):
     vlm = AutoConfig.from_pretrained(out / "tiny_smolvlm")
     assert (vlm.text_config.hidden_size, vlm.text_config.num_attention_heads) == (96, 6)
     assert vlm.vision_config.num_hidden_layers == 2
-    with pytest.raises(ValueError, match=r"\['expert_width'\] do not apply to SmolVLA; valid keys: .*vision_width"):
+    with pytest.raises(
+        ValueError, match=r"\['expert_width'\] do not apply to SmolVLA; valid keys: .*vision_width"
+    ):
         init_tiny(tmp_path / "bad", policy_type="smolvla", arch={"expert_width": 64})
 
 
@@ -155,5 +157,7 @@ def test_a_vlm_path_that_is_no_folder_is_refused_by_name(tmp_path):
     from lerobot_policy_prune.pruned_smolvla.configuration_pruned_smolvla import PrunedSmolVLAConfig
 
     missing = "checkpoints/not_here/vlm"
-    with pytest.raises(ValueError, match=r"vlm_model_name='checkpoints/not_here/vlm' is a path but not a folder"):
+    with pytest.raises(
+        ValueError, match=r"vlm_model_name='checkpoints/not_here/vlm' is a path but not a folder"
+    ):
         PrunedSmolVLAConfig(vlm_model_name=missing)

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from lerobot_prune import list_strategies
-from lerobot_prune.tools.sweep import SweepArgs, check_manifest, main, make_grid, plan_shards, write_manifest
+from lerobot_prune.tools.sweep import SweepArgs, main, make_grid, plan_shards
+from lerobot_prune.tools.sweep_manifest import check_manifest, write_manifest
 from lerobot_prune.tools.sweep_results import markdown_table, result_rows, write_results
 
 EVAL = ["--env.type=pusht", "--eval.use_async_envs=false", "--policy.device=cpu", "--env.episode_length=10",
@@ -163,10 +164,10 @@ def test_a_cell_run_before_new_default_options_still_resumes():
     import draccus
 
     from lerobot_prune import make_pruning_config
-    from lerobot_prune.tools.sweep import _same_cell
+    from lerobot_prune.tools.sweep_manifest import same_cell
 
     wanted = {"type": "fastv", **draccus.encode(make_pruning_config("fastv", keep_ratio=0.25))}
     found = {k: v for k, v in wanted.items() if not k.startswith("encoder")}
-    assert _same_cell(found, wanted)
-    assert not _same_cell(found, {**wanted, "encoder": "carry_over"})
-    assert not _same_cell(found, {**wanted, "keep_ratio": 0.5})
+    assert same_cell(found, wanted)
+    assert not same_cell(found, {**wanted, "encoder": "carry_over"})
+    assert not same_cell(found, {**wanted, "keep_ratio": 0.5})

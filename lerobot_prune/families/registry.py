@@ -24,8 +24,9 @@ class Family:
             are these with `pruned_` in front.
         check_architecture: `(weights_path, config)` -> None; raises if the weights' sizes do not fit.
         carry_convert_options: `(config_data, base_folder, tokenizer, arch_override, *, store_tokenizer)` ->
-            the tokenizer folder to store in the converted preprocessor, or None; puts the family's
-            convert options into `config_data` (raises on options that do not apply to the family).
+            a function convert runs on the written checkpoint folder (e.g. storing a tokenizer in its
+            preprocessor), or None; puts the family's convert options into `config_data` (raises on
+            options that do not apply to the family).
         init_tiny: `(out, *, policy_type, env_type, empty_cameras, chunk_size, n_action_steps, seed,
             features, stats, arch)` -> writes a tiny random base checkpoint into the existing folder `out`.
         bench_parts: `(policy_type, size, cameras, num_steps, pruned_config_class, **model_options)` -> a
@@ -35,7 +36,7 @@ class Family:
     name: str
     policy_types: tuple[str, ...]
     check_architecture: Callable[..., None]
-    carry_convert_options: Callable[..., Path | None]
+    carry_convert_options: Callable[..., Callable[[Path], None] | None]
     init_tiny: Callable[..., Path]
     bench_parts: Callable[..., object]
 

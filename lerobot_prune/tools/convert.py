@@ -20,7 +20,6 @@ from ..checkpoint import WEIGHTS_NAME, resolve_weights
 from ..config import PruningConfig
 from ..families import check_architecture, family_for
 from ..families.base_checkpoint import base_types, read_base_config, resolve_checkpoint
-from ..families.paligemma.embedded_tokenizer import embed_tokenizer
 
 logger = logging.getLogger(__name__)
 PROCESSOR_FILES = ("policy_preprocessor*", "policy_postprocessor*")
@@ -56,7 +55,7 @@ def convert(base: str | Path, out: str | Path, pruning: PruningConfig, *, tokeni
 
     data["type"] = base_types()[data["type"]]
     data["pruning"] = {"type": pruning.type, **draccus.encode(pruning)}
-    embed = family_for(data["type"]).carry_convert_options(data, folder, tokenizer, arch_override)
+    finish = family_for(data["type"]).carry_convert_options(data, folder, tokenizer, arch_override)
     config = config_from_dict(data)  # validates every field, strategy included
     check_architecture(weights, config)
 
@@ -70,8 +69,8 @@ def convert(base: str | Path, out: str | Path, pruning: PruningConfig, *, tokeni
         _copy_weights(weights, tmp / WEIGHTS_NAME, link=link_weights)
         for path in processors:
             shutil.copy2(path, tmp / path.name)
-        if embed is not None:
-            embed_tokenizer(tmp / "policy_preprocessor.json", embed)
+        if finish is not None:
+            finish(tmp)
         _move_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -180,7 +180,7 @@ def test_existing_out_needs_overwrite_and_is_replaced_by_a_clean_folder(tiny_bas
 
 
 def test_interrupted_convert_leaves_the_old_checkpoint(tiny_base_checkpoint, tmp_path, monkeypatch):
-    from lerobot_prune.tools import convert as convert_module
+    from lerobot_prune.families.paligemma import convert_options
 
     out = convert(tiny_base_checkpoint, tmp_path / "ckpt", make_pruning_config("fastv", keep_ratio=0.5))
     before = {p.name: p.read_bytes() for p in out.iterdir()}
@@ -188,7 +188,7 @@ def test_interrupted_convert_leaves_the_old_checkpoint(tiny_base_checkpoint, tmp
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(convert_module, "embed_tokenizer", interrupted)
+    monkeypatch.setattr(convert_options, "embed_tokenizer", interrupted)  # after the files are copied
     with pytest.raises(KeyboardInterrupt):
         convert(tiny_base_checkpoint, out, make_pruning_config("none"), overwrite=True)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from ...checkpoint import read_json
 from .arch import ARCH_SIDECAR
-from .embedded_tokenizer import EMBEDDED_TOKENIZER, local_tokenizer_folder
+from .embedded_tokenizer import EMBEDDED_TOKENIZER, embed_tokenizer, local_tokenizer_folder
 
 
 def carry_convert_options(data: dict, folder: Path, tokenizer: str | None, arch_override: dict[str, int] | None,
-                            *, store_tokenizer: bool = True) -> Path | None:  # fmt: skip
+                            *, store_tokenizer: bool = True) -> Callable[[Path], None] | None:  # fmt: skip
     """π0/π0.5: the backbone sizes (argument or init-tiny's sidecar) and the tokenizer go into the config.
 
-    Returns the local tokenizer folder to store in the checkpoint's preprocessor (`--tokenizer`, or the
-    base's own tokenizer when that is a local folder), or None when the base's tokenizer step stays
-    (always, when not `store_tokenizer`: the config then names the base's tokenizer).
+    Returns what convert runs on the written folder: storing the local tokenizer folder in its preprocessor
+    (`--tokenizer`, or the base's own tokenizer when that is a local folder); or None when the base's
+    tokenizer step stays (always, when not `store_tokenizer`: the config then names the base's tokenizer).
     """
     if arch_override is None and (folder / ARCH_SIDECAR).is_file():
         arch_override = read_json(folder / ARCH_SIDECAR)
@@ -32,7 +34,11 @@ def carry_convert_options(data: dict, folder: Path, tokenizer: str | None, arch_
         data["tokenizer_name"] = EMBEDDED_TOKENIZER
     elif "tokenizer_name" not in data and (name := _saved_tokenizer_name(folder)) is not None:
         data["tokenizer_name"] = name
-    return embed
+    return None if embed is None else partial(_store_tokenizer, embed)
+
+
+def _store_tokenizer(tokenizer: Path, written: Path) -> None:
+    embed_tokenizer(written / "policy_preprocessor.json", tokenizer)
 
 
 def _saved_tokenizer_name(folder: Path) -> str | None:

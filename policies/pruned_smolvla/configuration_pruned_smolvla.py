@@ -9,7 +9,7 @@ from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
 
 import lerobot_prune  # noqa: F401  (registers the strategies)
 from lerobot_prune.config import PruningConfig, check_empty_cameras
-from lerobot_prune.families.smolvlm.arch import vlm_depth
+from lerobot_prune.families.smolvlm.arch import vision_depth, vlm_depth
 from lerobot_prune.strategies.none import NoPruningConfig
 
 from ..saved_config import adopt_saved_config
@@ -35,3 +35,5 @@ class PrunedSmolVLAConfig(SmolVLAConfig):
         check_empty_cameras(self.empty_cameras)
         super().__post_init__()
         self.pruning.validate_for_model(vlm_depth(self))
+        if (depth := vision_depth(self)) is not None:
+            self.pruning.validate_for_vision(depth)

@@ -1,6 +1,8 @@
 """Selection inside the vision encoder (`pruning.encoder`, issue 15): config checks, identity, carry-over
 refresh schedule, batch independence, FLOP accounting."""
 
+import functools
+
 import pytest
 import torch
 from conftest import FAMILIES, config_kwargs, make_base, make_pruned, model_inputs, select_rows
@@ -256,3 +258,108 @@ def test_encoder_modes_compile_once_across_calls_and_episodes(kwargs):
     assert not counters["recompiles"]
     for got, want in zip(first + second, eager + eager, strict=True):
         assert torch.equal(got, want)
+
+
+# SmolVLA: a visual token is a 4 x 4 block of patches (pixel shuffle); 1024 patches -> 64 tokens per camera.
+@functools.cache
+def deep_smolvlm_dir() -> str:
+    """The tiny SmolVLM with a 2-layer vision tower (in_encoder needs one layer on each side of its cut)."""
+    import tempfile
+
+    from lerobot_prune.families.smolvlm.tiny import make_tiny_smolvlm
+
+    return str(make_tiny_smolvlm(tempfile.mkdtemp(prefix="deep_smolvlm_"), vision={"num_hidden_layers": 2}))
+
+
+def make_smolvla(strategy: str = "fastv", base: bool = False, **pruning):
+    """A tiny SmolVLA with the 2-layer tower: pruned with `strategy`, or (`base`) LeRobot's own."""
+    config_cls, policy_cls, base_config_cls, base_cls = FAMILIES["smolvla"][:4]
+    kwargs = config_kwargs(3, "smolvla") | {"vlm_model_name": deep_smolvlm_dir()}
+    torch.manual_seed(0)
+    if base:
+        return base_cls(base_config_cls(**kwargs)).eval()
+    return policy_cls(config_cls(pruning=make_pruning_config(strategy, **pruning), **kwargs)).eval()
+
+
+def smolvla_inputs(policy) -> dict:
+    """Three samples with missing cameras and fixed noise (SmolVLA draws its noise from the global RNG)."""
+    inputs = model_inputs(3, 3, missing=MISSING, prompt_lengths=PROMPTS, family="smolvla")
+    shape = (3, policy.config.chunk_size, policy.config.max_action_dim)
+    inputs["noise"] = torch.randn(shape, generator=torch.Generator().manual_seed(4))
+    return inputs
+
+
+def test_smolvla_token_patches_are_the_pixel_shuffle_blocks():
+    from lerobot_prune.families.smolvlm.tower import token_patch_grid
+
+    policy = make_smolvla("fastv", keep_ratio=0.25, pack_cameras=True)
+    tower = policy.model.vision_tower(None)
+    assert tower.token_patches.shape == (64, 16) and tower.token_patches.unique().numel() == 1024
+    # the connector's own pixel shuffle of a grid holding each patch's raster index
+    grid = torch.arange(1024, dtype=torch.float32)[None, :, None]
+    shuffled = policy.model.vlm_with_expert.get_vlm_model().connector.pixel_shuffle(grid, 4)[0].long()
+    assert torch.equal(shuffled, token_patch_grid(32, 4))
+    assert torch.equal(tower.token_patches, shuffled)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"encoder": "in_encoder", "encoder_keep_ratio": 1.0},
+        {"encoder": "carry_over", "encoder_refresh": 3},
+        {"pack_cameras": True},
+    ],
+)
+def test_smolvla_keeping_every_patch_matches_upstream(kwargs):
+    base = make_smolvla(base=True)
+    pruned = make_smolvla("fastv", keep_ratio=1.0, **kwargs)
+    pruned.load_state_dict(base.state_dict(), strict=True)
+    inputs = smolvla_inputs(base)
+    expected = base.model.sample_actions(**inputs)
+    for actions in calls(pruned, inputs, 3):
+        torch.testing.assert_close(actions, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_smolvla_in_encoder_and_carry_over_count_patches_in_blocks():
+    inputs = model_inputs(2, 3, missing=[(), (1,)], prompt_lengths=[7, 20], family="smolvla")
+    policy = make_smolvla("fastv", keep_ratio=0.5, encoder="in_encoder", encoder_keep_ratio=0.25)
+    calls(policy, inputs, 1)
+    trace = policy.model.last_trace
+    assert trace.encoder_patches.tolist() == [[[1024] * 3, [16 * 16] * 3]] * 2  # 16 of 64 tokens kept
+    assert trace.kept_per_camera.sum(dim=1).tolist() == [24, 16]  # half of 3 x 16 and 2 x 16 survivors
+    carry = make_smolvla("fastv", keep_ratio=0.25, encoder="carry_over", encoder_refresh=2)
+    calls(carry, inputs, 2)
+    kept = carry.model.last_trace.kept_per_camera
+    assert carry.model.last_trace.encoder_patches[:, -1].tolist() == (kept * 16).tolist()
+    g = torch.Generator().manual_seed(3)
+    batch = {f"observation.images.cam{i}": torch.rand(1, 3, 224, 224, generator=g) for i in range(3)}
+    batch |= {"observation.state": torch.randn(1, 2, generator=g),
+              "observation.language.tokens": torch.randint(4, 200, (1, 48), generator=g),
+              "observation.language.attention_mask": torch.ones(1, 48, dtype=torch.bool)}  # fmt: skip
+    carry.reset()
+    for _ in range(2):
+        carry.predict_action_chunk(batch)
+    refresh, carried = carry.report.calls
+    assert refresh["encoder_flop_ratio"] == 1.0 and 0.2 < carried["encoder_flop_ratio"] < 0.4
+    assert carried["total_flop_ratio"] < refresh["total_flop_ratio"]
+
+
+def test_smolvla_batch_equals_each_sample_alone_in_encoder():
+    policy = make_smolvla(
+        "fastv", keep_ratio=0.25, encoder="in_encoder", encoder_keep_ratio=0.5, compact=True
+    )
+    inputs = smolvla_inputs(policy)
+    batched = calls(policy, inputs, 1)[0]
+    for row in range(3):
+        policy.reset()
+        alone = calls(policy, select_rows(inputs, [row]), 1)[0]
+        torch.testing.assert_close(batched[row : row + 1], alone, atol=5e-6, rtol=0)
+
+
+def test_smolvla_encoder_layer_is_checked_against_its_tower_depth():
+    config_cls = FAMILIES["smolvla"][0]
+    with pytest.raises(
+        ValueError, match=r"pruning.encoder_layer=2 is outside \[1, 1\] .*2 vision tower layers"
+    ):
+        config_cls(pruning=make_pruning_config("fastv", encoder="in_encoder", encoder_layer=2),
+                   **config_kwargs(3, "smolvla") | {"vlm_model_name": deep_smolvlm_dir()})  # fmt: skip

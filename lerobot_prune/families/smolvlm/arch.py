@@ -1,4 +1,4 @@
-"""SmolVLA's VLM depth, read from the SmolVLM config its `vlm_model_name` names."""
+"""SmolVLA's VLM and vision-tower depths, read from the SmolVLM config its `vlm_model_name` names."""
 
 from __future__ import annotations
 
@@ -29,6 +29,17 @@ def vlm_depth(config) -> int:
                        config.num_vlm_layers)  # fmt: skip
         return config.num_vlm_layers
     return min(depth, config.num_vlm_layers) if config.num_vlm_layers > 0 else depth
+
+
+def vision_depth(config) -> int | None:
+    """Layers of the SmolVLM vision tower, or None when the VLM config cannot be read (`vlm_depth` has
+    already warned or raised)."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(config.vlm_model_name).vision_config.num_hidden_layers
+    except (OSError, ValueError):
+        return None
 
 
 def check_local_vlm(name: str) -> None:

@@ -26,11 +26,13 @@ from lerobot.policies.smolvla.modeling_smolvla import VLAFlowMatching
 from torch import Tensor
 
 from ...engine.capture import ExpertAttentionCapture
+from ...engine.encoder import EncodedVision
 from ...engine.prefix import Prefix, PrefixKV
 from ...engine.pruning_engine import PruningEngine
 from ...flops import LayerDims, VisionDims
 from ...strategies.base import TokenPruner
 from .signals import SmolVLMSignals, attend, rope
+from .tower import SmolVLMTower
 
 SPECIAL_BEFORE, SPECIAL_AFTER = 2, 1  # <fake><global-img> before each image, <fake> after it
 
@@ -138,14 +140,30 @@ class PrunedVLAFlowMatching(PruningEngine, VLAFlowMatching):
         ranks = torch.cumsum(prefix.pad.gather(1, order), dim=1) - 1
         return torch.empty_like(ranks).scatter_(1, order, ranks)
 
-    def embed_for_pruning(self, images, img_masks, lang_tokens, lang_masks, pruner,
-                          state: Tensor | None = None) -> tuple[Prefix, Tensor, Tensor]:  # fmt: skip
+    def vision_tower(self, dtype: torch.dtype | None) -> SmolVLMTower:
+        return SmolVLMTower(self, dtype)
+
+    def embed_for_pruning(self, images, img_masks, lang_tokens, lang_masks, pruner, state: Tensor | None = None,
+                          vision: EncodedVision | None = None) -> tuple[Prefix, Tensor, Tensor]:  # fmt: skip
         """The reordered prefix `[visual][special][language][state][padding]` (compacted if asked), the
-        suffix offset `[B]` and the original visual index of each visual column `[M]`."""
+        suffix offset `[B]` and the original visual index of each visual column (`[M]`, or `[B, M]` when
+        `vision` came from an encoder mode). `vision`: the visual tokens an encoder mode produced (the same
+        count for every camera), placed where upstream's `embed_image` output goes."""
         if state is None:
             raise ValueError("SmolVLA's prefix needs the state (`state` of `sample_actions`), got None.")
-        embs, pad, att = self.embed_prefix(images, img_masks, lang_tokens, lang_masks, state=state)
-        per_camera, special = self.tokens_per_camera, self.special_per_camera
+        if vision is None:
+            per_camera = self.tokens_per_camera
+            embs, pad, att = self.embed_prefix(images, img_masks, lang_tokens, lang_masks, state=state)
+        else:
+            per_camera = vision.tokens.shape[1] // len(images)
+            chunks = iter(vision.tokens.to(images[0].dtype).split(per_camera, dim=1))
+            vlm = self.vlm_with_expert
+            vlm.embed_image = lambda image: next(chunks)  # upstream calls it once per camera, in order
+            try:
+                embs, pad, att = self.embed_prefix(images, img_masks, lang_tokens, lang_masks, state=state)
+            finally:
+                del vlm.embed_image
+        special = self.special_per_camera
         num_cameras, num_lang = len(images), lang_tokens.shape[1]
         expected = num_cameras * (per_camera + special) + num_lang + 1
         if pad.shape[1] != max(expected, self.config.prefix_length):
@@ -166,12 +184,12 @@ class PrunedVLAFlowMatching(PruningEngine, VLAFlowMatching):
         num_visual = num_cameras * per_camera
         camera_ids = torch.arange(num_cameras, device=device).repeat_interleave(per_camera)
         prefix = Prefix(embs[:, order], pad[:, order], att[:, order], pos[:, order], num_visual, camera_ids)
-        visual_index = torch.arange(num_visual, device=device)
+        visual_index = torch.arange(num_visual, device=device) if vision is None else vision.visual_index
         lang_cols = torch.arange(num_lang, device=device)
         if pruner.config.compact:
             cols = prefix.pad.any(dim=0).nonzero().squeeze(1)
             prefix = prefix.take_columns(cols)
-            visual_index = cols[: prefix.num_visual]
+            visual_index = visual_index[..., cols[: prefix.num_visual]]
             lang_cols = lang_cols[lang_masks.any(dim=0)]
         self._parts = (num_cameras * special, len(lang_cols))
         return prefix, pad.sum(dim=1), visual_index

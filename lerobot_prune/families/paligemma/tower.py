@@ -9,10 +9,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ...engine.encoder import VisionTower
+from ..siglip_layers import SiglipLayersTower
 
 
-class SiglipTower(VisionTower):
+class SiglipTower(SiglipLayersTower):
     def __init__(self, model, dtype: torch.dtype | None):
         paligemma = model.paligemma_with_expert.paligemma.model
         self.model = model
@@ -32,16 +32,6 @@ class SiglipTower(VisionTower):
     def position_embeds(self) -> Tensor:
         embeddings = self.vision.embeddings
         return embeddings.position_embedding(embeddings.position_ids)[0]
-
-    def run_layer(self, index: int, hidden: Tensor, mask: Tensor | None) -> Tensor:
-        return self.vision.encoder.layers[index](hidden, mask)
-
-    def query_key(self, index: int, hidden: Tensor) -> tuple[Tensor, Tensor, float]:
-        layer = self.vision.encoder.layers[index]
-        attn, normed = layer.self_attn, layer.layer_norm1(hidden)
-        shape = (*hidden.shape[:2], attn.num_heads, attn.head_dim)
-        return (attn.q_proj(normed).view(shape).transpose(1, 2), attn.k_proj(normed).view(shape).transpose(1, 2),
-                attn.scale)  # fmt: skip
 
     def finish(self, hidden: Tensor) -> Tensor:
         return self.projector(self.vision.post_layernorm(hidden))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ...engine.encoder import VisionTower
+from ..siglip_layers import SiglipLayersTower
 
 
 def token_patch_grid(patches_per_side: int, scale: int) -> Tensor:
@@ -23,7 +23,7 @@ def token_patch_grid(patches_per_side: int, scale: int) -> Tensor:
     return ((r * scale + i) * patches_per_side + c * scale + j).reshape(tokens_per_side**2, scale**2)
 
 
-class SmolVLMTower(VisionTower):
+class SmolVLMTower(SiglipLayersTower):
     def __init__(self, model, dtype: torch.dtype | None):
         self.model = model
         vlm = model.vlm_with_expert.get_vlm_model()
@@ -65,16 +65,6 @@ class SmolVLMTower(VisionTower):
                 hook.remove()
             cache[key] = seen[0][0]
         return cache[key]
-
-    def run_layer(self, index: int, hidden: Tensor, mask: Tensor | None) -> Tensor:
-        return self.vision.encoder.layers[index](hidden, mask)
-
-    def query_key(self, index: int, hidden: Tensor) -> tuple[Tensor, Tensor, float]:
-        layer = self.vision.encoder.layers[index]
-        attn, normed = layer.self_attn, layer.layer_norm1(hidden)
-        shape = (*hidden.shape[:2], attn.num_heads, attn.head_dim)
-        return (attn.q_proj(normed).view(shape).transpose(1, 2), attn.k_proj(normed).view(shape).transpose(1, 2),
-                attn.scale)  # fmt: skip
 
     def finish(self, hidden: Tensor) -> Tensor:
         hidden = self.vision.post_layernorm(hidden)

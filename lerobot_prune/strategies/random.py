@@ -75,7 +75,14 @@ class RandomPruner(TokenPruner):
 
     def reset(self) -> None:
         if self._calls is not None:
-            self._calls.zero_()
+            self._writable_calls().zero_()
+
+    def _writable_calls(self) -> Tensor:
+        """The counter, copied to a normal tensor when it was made under `torch.inference_mode()` (LeRobot's
+        rollout runs `select_action` there) and is now updated outside it (`reset()`), which torch forbids."""
+        if self._calls.is_inference() and not torch.is_inference_mode_enabled():
+            self._calls = self._calls.clone()
+        return self._calls
 
     def select_for_training(self, view: PruningView) -> TokenSelection:
         """A fresh subset per training sample and step from torch's global generator (seeded by
@@ -88,6 +95,6 @@ class RandomPruner(TokenPruner):
         if self._calls is None or self._calls.device != device:
             self._calls = torch.zeros((), dtype=torch.long, device=device)
         scores = hash_uniform(self.config.seed, self._calls, view.num_visual)
-        self._calls.add_(1)
+        self._writable_calls().add_(1)
         scores = scores[None, :].expand_as(view.visual_valid)
         return top_k(scores, view.visual_valid, *self.budget(view))

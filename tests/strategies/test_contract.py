@@ -73,6 +73,25 @@ def test_deterministic_under_a_seed_and_reset_clears_state(strategy, family):
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("family", FAMILIES)
+def test_episodes_run_as_lerobot_runs_them_under_inference_mode(strategy, family):
+    """LeRobot's rollout calls `select_action` under `torch.inference_mode()` and `reset()` outside it; state
+    made in one mode and updated in the other must not break the second episode, nor change its actions."""
+    inputs = model_inputs(2, 3, missing=MISSING[:2], prompt_lengths=PROMPTS[:2], family=family)
+    policy = make_active(strategy, family=family)
+    episodes = []
+    for _ in range(2):
+        policy.reset()
+        with torch.inference_mode():
+            episodes.append([policy.model.sample_actions(**inputs) for _ in range(3)])
+    policy.reset()
+    with torch.no_grad():
+        episodes.append([policy.model.sample_actions(**inputs) for _ in range(3)])
+    for a, b, c in zip(*episodes, strict=True):
+        assert torch.equal(a, b) and torch.equal(a, c)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("family", FAMILIES)
 def test_batch_equals_each_sample_alone(strategy, family):
     policy = make_active(strategy, family=family)
     inputs = model_inputs(3, 3, missing=MISSING, prompt_lengths=PROMPTS, family=family)

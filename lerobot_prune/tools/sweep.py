@@ -57,7 +57,9 @@ class SweepArgs:
     strategies: Strategies to run (see `lerobot-prune list`); `[all]` (or `all`) means every registered one.
     keep_ratios: Keep ratios for strategies that have one.
     dtp_taus: DTP's tolerance values (DTP has no keep ratio).
-    settings: Extra fields per strategy, e.g. '{dtp: {layers: [1, 2]}, fastv: {layer: 1}}'.
+    settings: Extra fields per strategy, e.g. '{dtp: {layers: [1, 2]}, fastv: {layer: 1}}'. A cell with
+        `encoder` set is named with its mode (`fastv_keep_ratio0.25_compact_carry_over`), so encoder-mode
+        cells sit beside post-encoder ones in one sweep.
     compact: Values of `pruning.compact` to sweep, e.g. '[false,true]'; default: the base checkpoint's.
     shard_episodes: Episodes per shard (consecutive seeds); 0 runs each cell as one shard.
     ties_calibration: Dataset that TIES cells are calibrated on before their eval.
@@ -184,6 +186,7 @@ def make_grid(args: SweepArgs) -> list[Cell]:
                     (f"{strategy}_{key}{value}" if key else strategy)
                     + ("_compact" if compact and not fixed_compact else "")
                     + ("_blind" if pruning.blind else "")
+                    + (f"_{pruning.encoder}" if pruning.encoder != "off" else "")
                 )
                 cells.append(Cell(name, pruning, f"{key}={value}" if key else ""))
     if (ties := [c.name for c in cells if c.pruning.needs_calibration]) and not (

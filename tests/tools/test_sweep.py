@@ -26,6 +26,10 @@ def test_grid_rejects_bad_strategies_before_any_work(tiny_base_checkpoint):
     blind = make_grid(SweepArgs(policy_path=str(tiny_base_checkpoint), strategies=["none"],
                                 settings={"none": {"blind": True}}))  # fmt: skip
     assert [c.name for c in blind] == ["none_blind"] and blind[0].pruning.blind
+    encoder = make_grid(SweepArgs(policy_path=str(tiny_base_checkpoint), strategies=["fastv"], keep_ratios=[0.5],
+                                  settings={"fastv": {"encoder": "in_encoder", "encoder_keep_ratio": 0.5}}))  # fmt: skip
+    assert [c.name for c in encoder] == ["fastv_keep_ratio0.5_in_encoder"]  # beside post-encoder cells
+    assert encoder[0].pruning.encoder_keep_ratio == 0.5
 
 
 def test_grid_all_strategies_compact_axis_and_ties_calibration(tiny_base_checkpoint):

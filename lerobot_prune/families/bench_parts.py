@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-BENCH_SIZES = ("tiny", "mid", "full")
+BENCH_SIZES = ("tiny", "mid", "scaled", "full")
 
 
 @dataclass

@@ -48,7 +48,7 @@ from .progress import progress_bar
 @dataclass
 class BenchArgs:
     policy_type: str = "pi0"  # pi0 | pi05 | smolvla
-    size: str = "tiny"  # tiny | mid (CPU, compute-bound) | full (the real model sizes)
+    size: str = "tiny"  # tiny | mid (CPU, compute-bound) | scaled (full proportions, 1/8-1/12 FLOPs) | full
     cameras: int = 3
     missing_cameras: int = 0  # of `cameras`, how many are padded (compact removes them)
     prompt_tokens: int = 20  # real language tokens; the rest of the tokenizer length is padding

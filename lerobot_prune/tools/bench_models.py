@@ -1,6 +1,6 @@
 """Random-weight models and fixed inputs for `lerobot-prune bench`: LeRobot's unmodified flow-matching model
 and our pruned one with the same weights, for every policy type a model family runs, at three sizes
-(`tiny`, `mid`, `full`; each family's `bench` module says what they are)."""
+(`tiny`, `mid`, `scaled`, `full`; each family's `bench` module says what they are)."""
 
 from __future__ import annotations
 

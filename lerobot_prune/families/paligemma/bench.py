@@ -1,5 +1,5 @@
-"""π0 / π0.5 for `lerobot-prune bench` at three sizes: tiny (tests), mid (CPU-sized, compute-bound) and
-full (PaliGemma = Gemma-2B + SigLIP-So400m, Gemma-300M expert)."""
+"""π0 / π0.5 for `lerobot-prune bench` at four sizes: tiny (tests), mid (CPU-sized, compute-bound), scaled (full
+proportions at 1/12 of the FLOPs) and full (PaliGemma = Gemma-2B + SigLIP-So400m, Gemma-300M expert)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ MID_ARCH = {
     "expert_width": 256, "expert_mlp_dim": 1024, "vision_width": 128, "vision_depth": 1, "vision_heads": 2,
     "vision_mlp_dim": 256, "vocab_size": 1024,
 }  # fmt: skip
-PALIGEMMA_SIZES = {"tiny": TINY_ARCH, "mid": MID_ARCH, "full": None}
+# PaliGemma at half of every width and a third of every depth (patches, tokens and heads unchanged): each part
+# keeps its full-size share of the FLOPs (the SigLIP tower ~15 % of a 3-camera call) at 1/12 of the total.
+SCALED_ARCH = {
+    "width": 1024, "depth": 6, "mlp_dim": 8192, "num_heads": 8, "num_kv_heads": 1, "head_dim": 128,
+    "expert_width": 512, "expert_mlp_dim": 2048, "vision_width": 576, "vision_depth": 9, "vision_heads": 8,
+    "vision_mlp_dim": 2152, "vocab_size": 1024,
+}  # fmt: skip
+PALIGEMMA_SIZES = {"tiny": TINY_ARCH, "mid": MID_ARCH, "scaled": SCALED_ARCH, "full": None}
 
 
 def bench_parts(policy_type: str, size: str, cameras: int, num_steps: int, pruned_config_class: type,

@@ -1,5 +1,5 @@
-"""SmolVLA for `lerobot-prune bench` at three sizes: tiny (tests), mid (CPU-sized) and full (SmolVLM2-500M,
-first 16 of 32 text layers, with its 0.75-wide expert)."""
+"""SmolVLA for `lerobot-prune bench` at four sizes: tiny (tests), mid (CPU-sized), scaled (full proportions at
+1/8 of the FLOPs) and full (SmolVLM2-500M, first 16 of 32 text layers, with its 0.75-wide expert)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,16 @@ SMOLVLM2_500M_VISION = {"hidden_size": 768, "intermediate_size": 3072, "num_hidd
                         "num_attention_heads": 12}  # fmt: skip
 SMOLVLM_MID_TEXT = {"hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 8,
                     "num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 64}  # fmt: skip
+# SmolVLM2-500M at half of every width and half of every depth (the 16 text layers SmolVLA runs -> 8; patches,
+# tokens and heads unchanged): the vision tower keeps its full-size share (~77 % of a 3-camera call) at 1/8.
+SMOLVLM_SCALED_TEXT = {"hidden_size": 480, "intermediate_size": 1280, "num_hidden_layers": 8,
+                       "num_attention_heads": 15, "num_key_value_heads": 5, "head_dim": 32}  # fmt: skip
+SMOLVLM_SCALED_VISION = {"hidden_size": 384, "intermediate_size": 1536, "num_hidden_layers": 6,
+                         "num_attention_heads": 6}  # fmt: skip
 SMOLVLM_SIZES = {
     "tiny": ({}, {}),
     "mid": (SMOLVLM_MID_TEXT, {}),
+    "scaled": (SMOLVLM_SCALED_TEXT, SMOLVLM_SCALED_VISION),
     "full": (SMOLVLM2_500M_TEXT, SMOLVLM2_500M_VISION),
 }
 

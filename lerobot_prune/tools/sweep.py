@@ -120,7 +120,7 @@ def main(argv: list[str]) -> list[dict]:
     first = _cell_checkpoint(args, cells[0], out / "ckpts" / cells[0].name)
     cfg = parse_eval_config([f"--policy.path={first}", f"--output_dir={out / 'runs'}", *lerobot_args])
     write_manifest(out, wanted)
-    checkpoints = {cell.name: _prepare_cell(args, cell, out / "ckpts" / cell.name) for cell in cells}
+    checkpoints = {cell.name: prepare_cell(args, cell, out / "ckpts" / cell.name) for cell in cells}
     plan = {cell.name: plan_shards(cell.name, cfg.seed, cfg.eval.n_episodes, cfg.eval.batch_size,
                                    args.shard_episodes) for cell in cells}  # fmt: skip
     eval_args = [a for a in lerobot_args if a.split("=", 1)[0] not in SET_BY_SWEEP]
@@ -144,6 +144,13 @@ def finished_records(out: Path) -> list[dict]:
     cells = json.loads((out / MANIFEST).read_text())["cells"]
     paths = [out / "cells" / f"{name}.json" for name in cells]
     return [json.loads(p.read_text()) for p in paths if p.is_file()]
+
+
+def manifest_cells(out: Path) -> dict[str, Cell]:
+    """The cells recorded in the sweep folder `out`, by name (their settings as the sweep ran them)."""
+    found = json.loads((out / MANIFEST).read_text())["cells"]
+    return {name: Cell(name, make_pruning_config(c["type"], **{k: v for k, v in c.items() if k != "type"}), "")
+            for name, c in found.items()}  # fmt: skip
 
 
 def make_grid(args: SweepArgs) -> list[Cell]:
@@ -221,7 +228,8 @@ def _cell_checkpoint(args: SweepArgs, cell: Cell, target: Path) -> Path:
     return convert(Path(args.policy_path), target, cell.pruning, link_weights=True)
 
 
-def _prepare_cell(args: SweepArgs, cell: Cell, target: Path) -> Path:
+def prepare_cell(args: SweepArgs, cell: Cell, target: Path) -> Path:
+    """The cell's checkpoint in `target`, converted from `args.policy_path` and calibrated if it needs it."""
     ckpt = _cell_checkpoint(args, cell, target)
     if cell.pruning.needs_calibration and not (ckpt / CALIBRATION_FILENAME).is_file():
         from .calibrate import CalibrateArgs, calibrate

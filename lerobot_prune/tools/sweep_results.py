@@ -3,7 +3,8 @@ task and overall, and the paired exact McNemar test of each cell against the unp
 
 LeRobot's `eval_info.json` lists, per task, the episodes' successes and rewards in episode order; the seed
 of episode i is the shard's first seed + i (`lerobot_eval.eval_policy`). Episodes are paired across cells
-by (task, seed).
+by (task, seed). The latency columns come from the episodes' policy calls, or, when the sweep folder holds
+`latency.json` (`benchmarks/sweep_latency.py`: every cell timed side by side in one process), from there.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from ..registry import is_reference
 from ..stats import mcnemar_exact, paired_counts, wilson_interval
 
 COLUMNS = ("cell", "strategy", "setting", "compact", "n_episodes", "successes", "success_pc", "ci95_low_pc",
-           "ci95_high_pc", "avg_sum_reward", "flop_ratio", "latency_ms_p50", "latency_ms_p95", "mean_kept_visual",
-           "vs_none_b", "vs_none_c", "vs_none_p", "run_dirs")  # fmt: skip
+           "ci95_high_pc", "avg_sum_reward", "flop_ratio", "latency_ms_p50", "latency_ms_p95", "latency_source",
+           "mean_kept_visual", "vs_none_b", "vs_none_c", "vs_none_p", "run_dirs")  # fmt: skip
+LATENCY_FILE = "latency.json"
+REPLAY_LATENCY = "replay"  # latency.json's `source`
 TASK_COLUMNS = ("cell", "task", "n_episodes", "successes", "success_pc", "ci95_low_pc", "ci95_high_pc")
 
 
@@ -106,10 +109,27 @@ def result_rows(records: list[dict]) -> list[dict]:
     return rows
 
 
+def with_replay_latency(rows: list[dict], out: Path) -> list[dict]:
+    """Rows whose latency is `out/latency.json`'s where it has the cell (`latency_source` "replay"; the
+    episodes' own figures move to `episode_latency_ms_p50|p95`), else the episodes' ("episodes")."""
+    path = out / LATENCY_FILE
+    replay = {c["cell"]: c for c in json.loads(path.read_text())["cells"]} if path.is_file() else {}
+    for row in rows:
+        row["latency_source"] = "episodes"
+        if (timed := replay.get(row["cell"])) is not None:
+            row["episode_latency_ms_p50"], row["episode_latency_ms_p95"] = (
+                row["latency_ms_p50"],
+                row["latency_ms_p95"],
+            )
+            row |= {k: timed[k] for k in ("latency_ms_p50", "latency_ms_p95", "time_ratio")}
+            row["latency_source"] = REPLAY_LATENCY
+    return rows
+
+
 def write_results(records: list[dict], out: Path, *, plot: bool = True) -> list[dict]:
     """results.json|csv|md, results_per_task.csv and (with `plot`) success_vs_flops.png and
     success_vs_latency.png in `out`; returns the rows."""
-    rows = result_rows(records)
+    rows = with_replay_latency(result_rows(records), out)
     (out / "results.json").write_text(json.dumps(rows, indent=2))
     with (out / "results.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
@@ -153,6 +173,12 @@ def markdown_table(rows: list[dict]) -> str:
             lines.append(f"| {r['cell']} | " + " | ".join(cells) + " |")
     lines.append("")
     lines.append("b: episodes `none` solved and the cell failed; c: the reverse; p: exact two-sided McNemar.")
+    sources = {r.get("latency_source", "episodes") for r in rows}
+    if REPLAY_LATENCY in sources:
+        lines.append(f"p50 / p95 ms: every cell timed side by side in one process ({LATENCY_FILE})"
+                     + ("; cells without a replay figure: their episodes' calls." if len(sources) > 1 else "."))  # fmt: skip
+    else:
+        lines.append("p50 / p95 ms: the policy calls of the cell's episodes, measured while they ran.")
     return "\n".join(lines) + "\n"
 
 

@@ -7,9 +7,15 @@ import pytest
 from PIL import Image
 
 from lerobot_prune import list_strategies
-from lerobot_prune.tools.sweep import SweepArgs, main, make_grid, plan_shards
-from lerobot_prune.tools.sweep_manifest import check_manifest, write_manifest
-from lerobot_prune.tools.sweep_results import markdown_table, result_rows, write_results
+from lerobot_prune.tools.sweep import SweepArgs, main, make_grid, manifest_cells, plan_shards
+from lerobot_prune.tools.sweep_manifest import check_manifest, manifest, write_manifest
+from lerobot_prune.tools.sweep_results import (
+    LATENCY_FILE,
+    REPLAY_LATENCY,
+    markdown_table,
+    result_rows,
+    write_results,
+)
 
 EVAL = ["--env.type=pusht", "--eval.use_async_envs=false", "--policy.device=cpu", "--env.episode_length=10",
         "--eval.n_episodes=4", "--eval.batch_size=1", "--seed=100"]  # fmt: skip
@@ -113,6 +119,30 @@ def test_rows_pair_each_cell_with_none_on_the_same_seeds(tmp_path):
     rows = result_rows([none, compact_none, _record("f_c", "fastv", [True] * 10, compact=True)])
     assert rows[2]["vs_none_cell"] == "none_compact" and rows[2]["vs_none_c"] == 10
     assert "| 0 / 10, 0.00195 |" in markdown_table(rows)
+
+
+def test_replayed_latency_replaces_the_episodes_own_where_measured(tmp_path):
+    none, fastv = _record("none", "none", [True] * 4), _record("fastv", "fastv", [True] * 4)
+    assert "measured while they ran" in markdown_table(write_results([none, fastv], tmp_path, plot=False))
+    (tmp_path / LATENCY_FILE).write_text(json.dumps({"source": REPLAY_LATENCY, "cells": [
+        {"cell": "none", "latency_ms_p50": 40.0, "latency_ms_p95": 44.0, "time_ratio": 1.0}]}))  # fmt: skip
+    rows = write_results([none, fastv], tmp_path, plot=False)
+    assert (rows[0]["latency_ms_p50"], rows[0]["episode_latency_ms_p50"], rows[0]["latency_source"]) == (
+        40.0, 10.0, REPLAY_LATENCY)  # fmt: skip
+    assert (rows[1]["latency_ms_p50"], rows[1]["latency_source"]) == (10.0, "episodes")
+    table = (tmp_path / "results.md").read_text()
+    assert "| 40.0 / 44.0 |" in table and "cells without a replay figure: their episodes' calls" in table
+
+
+def test_manifest_cells_rebuild_the_settings_each_cell_ran_with(tiny_base_checkpoint, tmp_path):
+    args = SweepArgs(policy_path=str(tiny_base_checkpoint), strategies=["fastv", "dtp"], keep_ratios=[0.25],
+                     dtp_taus=[0.8], settings={"fastv": {"encoder": "carry_over"}, "dtp": {"layers": [1, 2]}})  # fmt: skip
+    cells = make_grid(args)
+    write_manifest(tmp_path, manifest(args, cells, EVAL))
+    rebuilt = manifest_cells(tmp_path)
+    assert list(rebuilt) == [c.name for c in cells]
+    assert all(rebuilt[c.name].pruning == c.pruning for c in cells)
+    assert rebuilt["dtp_tau0.8"].pruning.layers == [1, 2] and rebuilt[cells[0].name].pruning.encoder == "carry_over"
 
 
 def _episodes(out):

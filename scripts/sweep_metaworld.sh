@@ -8,6 +8,7 @@
 # Each stage is one `lerobot-prune sweep` into the same folder, so finished cells and shards are never rerun:
 # run the script again (on any machine with this checkout) and it continues where it stopped.
 #   STAGES="base blind keep0.25" bash scripts/sweep_metaworld.sh    # a subset, in this order
+#   SWEEP_ARGS="--backend=ray --torch_threads=1" bash scripts/sweep_metaworld.sh   # 2 shards at once on 2 cores
 # Stages encoder<keep> (issue 15): FastV with the tower pruned too, at 50 / 25 / 12.5 % of the visual tokens kept:
 # carry_over (the last call's kept patches enter the tower, full refresh every 4 calls) and in_encoder (half of
 # each camera's patches dropped after tower layer 1; FastV keeps keep_ratio of the rest, so its cells are named
@@ -35,7 +36,8 @@ if [ ! -f "$calib/lerobot_prune_record.json" ]; then
   lerobot-prune record-expert --root="$calib" --tasks="[${tasks}]" --episodes_per_task=5 --seed_start=0 \
     --repo_id=local/metaworld_mt2 --overwrite=true
 fi
-sweep() { lerobot-prune sweep "${main[@]}" --out="$out" --eval.n_episodes=25 "$@"; }
+# shellcheck disable=SC2086  # SWEEP_ARGS is a list of sweep options
+sweep() { lerobot-prune sweep "${main[@]}" --out="$out" --eval.n_episodes=25 ${SWEEP_ARGS:-} "$@"; }
 for stage in $stages; do
   echo "[sweep_metaworld] stage $stage"
   case $stage in

@@ -10,8 +10,9 @@ a real episode's sequence. At each frame every cell is called once, in an order 
 frame, so load on the machine falls on all cells alike. Only the calls that predict a chunk are timed (the
 policy call), and not those of the first `--warmup` chunks of the replay. Reported per cell: median, p95 and
 mean ms per policy call (`time.perf_counter` around `select_action`, under `torch.inference_mode` as in
-LeRobot's eval; CUDA-synchronised on GPU), the ratio of its mean to the `none` cell's mean, and the mean FLOP ratio and kept
-visual tokens of the timed calls (the pruning report). The replayed frames are the dataset's (already at the
+LeRobot's eval; CUDA-synchronised on GPU), the ratio of its mean to the `none` cell's mean, and the mean FLOP
+ratios (VLM + expert, and total with the vision tower) and kept visual tokens of the timed calls (the pruning
+report). The replayed frames are the dataset's (already at the
 policy's resolution), so the per-call resize of a full-size camera frame is not in these times.
 
     python benchmarks/sweep_latency.py --sweep benchmarks/results/metaworld_sweep \
@@ -140,11 +141,13 @@ def main() -> None:
             "latency_ms_p95": _percentile(ts, 95), "latency_ms_mean": statistics.fmean(ts),
             "time_ratio": statistics.fmean(ts) / base,
             "flop_ratio": statistics.fmean(c["flop_ratio"] for c in calls[cell]),
+            "total_flop_ratio": statistics.fmean(c["total_flop_ratio"] for c in calls[cell])
+            if all("total_flop_ratio" in c for c in calls[cell]) else None,
             "mean_kept_visual": statistics.fmean(sum(r) for c in calls[cell] for r in c["kept_visual_per_camera"]),
         })  # fmt: skip
         r = rows[-1]
         print(f"{cell:50s} p50 {r['latency_ms_p50']:7.1f} ms  p95 {r['latency_ms_p95']:7.1f}  "
-              f"time x{r['time_ratio']:.2f}  FLOPs x{r['flop_ratio']:.2f}  kept {r['mean_kept_visual']:.0f}")  # fmt: skip
+              f"time x{r['time_ratio']:.2f}  FLOPs x{r['flop_ratio']:.2f} (total x{r['total_flop_ratio'] or float('nan'):.2f})  kept {r['mean_kept_visual']:.0f}")  # fmt: skip
     record = {
         "method": " ".join(__doc__.split("\n\n")[1].split()), "source": REPLAY_LATENCY,
         "command": " ".join([Path(sys.executable).name, *sys.argv]), "dataset_repo_id": args.dataset_repo_id,

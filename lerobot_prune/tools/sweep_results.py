@@ -4,7 +4,8 @@ task and overall, and the paired exact McNemar test of each cell against the unp
 LeRobot's `eval_info.json` lists, per task, the episodes' successes and rewards in episode order; the seed
 of episode i is the shard's first seed + i (`lerobot_eval.eval_policy`). Episodes are paired across cells
 by (task, seed). The latency columns come from the episodes' policy calls, or, when the sweep folder holds
-`latency.json` (`benchmarks/sweep_latency.py`: every cell timed side by side in one process), from there.
+`latency.json` (`benchmarks/sweep_latency.py`: every cell timed side by side in one process), from there,
+with that replay's time ratio to `none` and total FLOP ratio (vision tower + VLM + expert).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..stats import mcnemar_exact, paired_counts, wilson_interval
 
 COLUMNS = ("cell", "strategy", "setting", "compact", "n_episodes", "successes", "success_pc", "ci95_low_pc",
            "ci95_high_pc", "avg_sum_reward", "flop_ratio", "latency_ms_p50", "latency_ms_p95", "latency_source",
-           "mean_kept_visual", "vs_none_b", "vs_none_c", "vs_none_p", "run_dirs")  # fmt: skip
+           "time_ratio", "total_flop_ratio", "mean_kept_visual", "vs_none_b", "vs_none_c", "vs_none_p", "run_dirs")  # fmt: skip
 LATENCY_FILE = "latency.json"
 REPLAY_LATENCY = "replay"  # latency.json's `source`
 TASK_COLUMNS = ("cell", "task", "n_episodes", "successes", "success_pc", "ci95_low_pc", "ci95_high_pc")
@@ -111,7 +112,8 @@ def result_rows(records: list[dict]) -> list[dict]:
 
 def with_replay_latency(rows: list[dict], out: Path) -> list[dict]:
     """Rows whose latency is `out/latency.json`'s where it has the cell (`latency_source` "replay"; the
-    episodes' own figures move to `episode_latency_ms_p50|p95`), else the episodes' ("episodes")."""
+    episodes' own figures move to `episode_latency_ms_p50|p95`; the replay's `time_ratio` and
+    `total_flop_ratio` are added), else the episodes' ("episodes")."""
     path = out / LATENCY_FILE
     replay = {c["cell"]: c for c in json.loads(path.read_text())["cells"]} if path.is_file() else {}
     for row in rows:
@@ -122,6 +124,7 @@ def with_replay_latency(rows: list[dict], out: Path) -> list[dict]:
                 row["latency_ms_p95"],
             )
             row |= {k: timed[k] for k in ("latency_ms_p50", "latency_ms_p95", "time_ratio")}
+            row["total_flop_ratio"] = timed.get("total_flop_ratio")
             row["latency_source"] = REPLAY_LATENCY
     return rows
 
@@ -154,16 +157,20 @@ def write_results(records: list[dict], out: Path, *, plot: bool = True) -> list[
 
 
 def markdown_table(rows: list[dict]) -> str:
-    """The overall table; with more than one task, a per-task success table follows."""
-    lines = ["| cell | success % [95% CI] | n | sum reward | FLOP ratio | p50 / p95 ms | kept visual | "
-             "vs none: b / c, p |", "|" + "---|" * 8]  # fmt: skip
+    """The overall table (with the replay's time and total FLOP ratios where `latency.json` has them); with
+    more than one task, a per-task success table follows."""
+    replayed = any(r.get("latency_source") == REPLAY_LATENCY for r in rows)
+    extra = " time ratio | total FLOP ratio |" if replayed else ""
+    lines = ["| cell | success % [95% CI] | n | sum reward | FLOP ratio | p50 / p95 ms |" + extra
+             + " kept visual | vs none: b / c, p |", "|" + "---|" * (10 if replayed else 8)]  # fmt: skip
     for r in rows:
         paired = (
             "-" if r["vs_none_p"] is None else f"{r['vs_none_b']} / {r['vs_none_c']}, {r['vs_none_p']:.3g}"
         )
+        ratios = f" {_ratio(r.get('time_ratio'))} | {_ratio(r.get('total_flop_ratio'))} |" if replayed else ""
         lines.append(
             f"| {r['cell']} | {_pc(r)} | {r['n_episodes']} | {r['avg_sum_reward']:.3f} | {r['flop_ratio']:.2f} | "
-            f"{r['latency_ms_p50']:.1f} / {r['latency_ms_p95']:.1f} | {r['mean_kept_visual']:.0f} | {paired} |"
+            f"{r['latency_ms_p50']:.1f} / {r['latency_ms_p95']:.1f} |{ratios} {r['mean_kept_visual']:.0f} | {paired} |"
         )
     tasks = sorted({t for r in rows for t in r["per_task"]})
     if len(tasks) > 1:
@@ -172,14 +179,20 @@ def markdown_table(rows: list[dict]) -> str:
             cells = [_pc(r["per_task"][t]) if t in r["per_task"] else "-" for t in tasks]
             lines.append(f"| {r['cell']} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append("b: episodes `none` solved and the cell failed; c: the reverse; p: exact two-sided McNemar.")
+    lines.append("b: episodes `none` solved and the cell failed; c: the reverse; p: exact two-sided McNemar. "
+                 "FLOP ratio: VLM + expert, over the cell's episodes.")  # fmt: skip
     sources = {r.get("latency_source", "episodes") for r in rows}
-    if REPLAY_LATENCY in sources:
-        lines.append(f"p50 / p95 ms: every cell timed side by side in one process ({LATENCY_FILE})"
+    if replayed:
+        lines.append(f"p50 / p95 ms, time ratio (mean ms over `none`'s) and total FLOP ratio (vision tower + VLM + "
+                     f"expert): every cell replayed side by side in one process ({LATENCY_FILE})"
                      + ("; cells without a replay figure: their episodes' calls." if len(sources) > 1 else "."))  # fmt: skip
     else:
         lines.append("p50 / p95 ms: the policy calls of the cell's episodes, measured while they ran.")
     return "\n".join(lines) + "\n"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _pc(stats: dict) -> str:

@@ -125,13 +125,17 @@ def test_replayed_latency_replaces_the_episodes_own_where_measured(tmp_path):
     none, fastv = _record("none", "none", [True] * 4), _record("fastv", "fastv", [True] * 4)
     assert "measured while they ran" in markdown_table(write_results([none, fastv], tmp_path, plot=False))
     (tmp_path / LATENCY_FILE).write_text(json.dumps({"source": REPLAY_LATENCY, "cells": [
-        {"cell": "none", "latency_ms_p50": 40.0, "latency_ms_p95": 44.0, "time_ratio": 1.0}]}))  # fmt: skip
+        {"cell": "none", "latency_ms_p50": 40.0, "latency_ms_p95": 44.0, "time_ratio": 1.0, "total_flop_ratio": 1.0}]}))  # fmt: skip
     rows = write_results([none, fastv], tmp_path, plot=False)
     assert (rows[0]["latency_ms_p50"], rows[0]["episode_latency_ms_p50"], rows[0]["latency_source"]) == (
         40.0, 10.0, REPLAY_LATENCY)  # fmt: skip
     assert (rows[1]["latency_ms_p50"], rows[1]["latency_source"]) == (10.0, "episodes")
     table = (tmp_path / "results.md").read_text()
-    assert "| 40.0 / 44.0 |" in table and "cells without a replay figure: their episodes' calls" in table
+    assert (
+        "| 40.0 / 44.0 | 1.00 | 1.00 |" in table
+        and "cells without a replay figure: their episodes' calls" in table
+    )
+    assert "| 10.0 / 12.0 | - | - |" in table  # fastv: no replay, so no replayed ratios
 
 
 def test_manifest_cells_rebuild_the_settings_each_cell_ran_with(tiny_base_checkpoint, tmp_path):
@@ -142,7 +146,10 @@ def test_manifest_cells_rebuild_the_settings_each_cell_ran_with(tiny_base_checkp
     rebuilt = manifest_cells(tmp_path)
     assert list(rebuilt) == [c.name for c in cells]
     assert all(rebuilt[c.name].pruning == c.pruning for c in cells)
-    assert rebuilt["dtp_tau0.8"].pruning.layers == [1, 2] and rebuilt[cells[0].name].pruning.encoder == "carry_over"
+    assert (
+        rebuilt["dtp_tau0.8"].pruning.layers == [1, 2]
+        and rebuilt[cells[0].name].pruning.encoder == "carry_over"
+    )
 
 
 def _episodes(out):

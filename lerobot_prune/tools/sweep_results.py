@@ -160,9 +160,10 @@ def markdown_table(rows: list[dict]) -> str:
     """The overall table (with the replay's time and total FLOP ratios where `latency.json` has them); with
     more than one task, a per-task success table follows."""
     replayed = any(r.get("latency_source") == REPLAY_LATENCY for r in rows)
-    extra = " time ratio | total FLOP ratio |" if replayed else ""
-    lines = ["| cell | success % [95% CI] | n | sum reward | FLOP ratio | p50 / p95 ms |" + extra
-             + " kept visual | vs none: b / c, p |", "|" + "---|" * (10 if replayed else 8)]  # fmt: skip
+    header = ["cell", "success % [95% CI]", "n", "sum reward", "FLOP ratio", "p50 / p95 ms"]
+    header += ["time ratio", "total FLOP ratio"] if replayed else []
+    header += ["kept visual", "vs none: b / c, p"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         paired = (
             "-" if r["vs_none_p"] is None else f"{r['vs_none_b']} / {r['vs_none_c']}, {r['vs_none_p']:.3g}"
